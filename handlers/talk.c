@@ -159,7 +159,9 @@ talk_arrive(struct talk *t, struct talk_conn *c)
         if (ss_sendf(w->req, "%s: connected to %s, you speak first\n",
                      t->name, c->peer) == 0)
             break;
-        w->state = TALK_DROPPED;
+        w->state = TALK_DROPPED;        /* its reads end: it returns */
+        ss_log(SS_LOG_INFO, "%s: %s left the queue (gone when %s came)",
+               t->name, w->peer, c->peer);
     }
     if (!w) {
         c->state = TALK_QUEUED;

@@ -1,0 +1,111 @@
+# sockserv: one Makefile of pattern rules.  `make`, `make test`, `make run`,
+# `make install PREFIX=... DESTDIR=...`, `make clean`.  B= names the build
+# directory (default build/), so several builds can live side by side.
+B       ?= build
+PREFIX  ?= /usr/local
+BINDIR  ?= $(PREFIX)/bin
+LIBDIR  ?= $(PREFIX)/lib
+INCDIR  ?= $(PREFIX)/include
+HDIR    ?= $(LIBDIR)/sockserv/handlers
+PCDIR   ?= $(LIBDIR)/pkgconfig
+
+CFLAGS  ?= -O2 -g
+CFLAGS  += -std=c11 -D_GNU_SOURCE -pthread -fPIC \
+           -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes -MMD -MP \
+           -fvisibility=hidden -Icore
+LDFLAGS ?=
+PKG_CONFIG ?= pkg-config
+INIH_CFLAGS := $(shell $(PKG_CONFIG) --cflags inih 2>/dev/null)
+INIH_LIBS   := $(shell $(PKG_CONFIG) --libs inih 2>/dev/null || echo -linih)
+CMOCKA_CFLAGS := $(shell $(PKG_CONFIG) --cflags cmocka 2>/dev/null)
+CMOCKA_LIBS   := $(shell $(PKG_CONFIG) --libs cmocka 2>/dev/null || echo -lcmocka)
+
+# the library: servers, transports, modes, requests
+LIB_SRC := core/server.c core/settings.c core/stream.c core/dgram.c \
+           core/mode_sync.c core/mode_thread.c core/mode_fork.c \
+           core/request.c core/addr.c core/log.c core/util.c
+# the daemon: config file, plugin loader, command line
+DAEMON_SRC := core/config.c core/loader.c
+LIB_OBJ := $(LIB_SRC:%.c=$(B)/%.o)
+DAEMON_OBJ := $(DAEMON_SRC:%.c=$(B)/%.o)
+
+HANDLERS := $(patsubst handlers/%.c,$(B)/handlers/%.so,$(wildcard handlers/*.c))
+TESTS := $(patsubst tests/%.c,$(B)/tests/%,$(wildcard tests/test_*.c))
+TEST_PLUGINS := $(patsubst tests/plugins/%.c,$(B)/tests/plugins/%.so,$(wildcard tests/plugins/*.c))
+TEST_SUPPORT := $(patsubst %.c,$(B)/%.o,$(wildcard tests/support/*.c))
+
+all: $(B)/libsockserv.so $(B)/sockserv $(HANDLERS) $(B)/sockserv.pc
+
+$(B)/%.o: %.c
+	@mkdir -p $(@D)
+	$(CC) $(CFLAGS) $(INIH_CFLAGS) -c -o $@ $<
+
+$(B)/libsockserv.so: $(LIB_OBJ)
+	$(CC) $(CFLAGS) -shared -Wl,-soname,libsockserv.so -o $@ $^ $(LDFLAGS) -lm
+
+$(B)/core/main.o: CFLAGS += -DSS_HANDLER_DIR='"$(HDIR)"'
+
+
+$(B)/sockserv: $(B)/core/main.o $(DAEMON_OBJ) $(B)/libsockserv.so
+	$(CC) $(CFLAGS) -o $@ $(B)/core/main.o $(DAEMON_OBJ) $(LDFLAGS) \
+	    -L$(B) -lsockserv -Wl,-rpath,'$$ORIGIN:$$ORIGIN/../lib' \
+	    -Wl,--export-dynamic $(INIH_LIBS) -ldl
+
+$(B)/handlers/%.so: handlers/%.c core/sockserv.h
+	@mkdir -p $(@D)
+	$(CC) $(CFLAGS) -shared -o $@ $< $(LDFLAGS)
+
+$(B)/sockserv.pc: sockserv.pc.in Makefile
+	sed -e 's|@PREFIX@|$(PREFIX)|; s|@LIBDIR@|$(LIBDIR)|; s|@INCDIR@|$(INCDIR)|' \
+	    -e 's|@HDIR@|$(HDIR)|; s|@VERSION@|$(shell sed -n 's/^#define SOCKSERV_VERSION "\(.*\)"/\1/p' core/sockserv.h)|' \
+	    sockserv.pc.in > $@
+
+# ---- tests ---------------------------------------------------------------
+$(B)/tests/%.o: tests/%.c
+	@mkdir -p $(@D)
+	$(CC) $(CFLAGS) $(INIH_CFLAGS) $(CMOCKA_CFLAGS) -Itests \
+	    -DSS_BUILD_DIR='"$(abspath $(B))"' -DSS_SOURCE_DIR='"$(CURDIR)"' -c -o $@ $<
+
+$(B)/tests/%: $(B)/tests/%.o $(TEST_SUPPORT) $(DAEMON_OBJ) $(B)/libsockserv.so
+	$(CC) $(CFLAGS) -o $@ $< $(TEST_SUPPORT) $(DAEMON_OBJ) $(LDFLAGS) \
+	    -L$(B) -lsockserv -Wl,-rpath,'$(abspath $(B))' -Wl,--export-dynamic \
+	    $(INIH_LIBS) $(CMOCKA_LIBS) -ldl
+
+$(B)/tests/plugins/%.so: tests/plugins/%.c core/sockserv.h
+	@mkdir -p $(@D)
+	$(CC) $(CFLAGS) -shared -o $@ $< $(LDFLAGS)
+
+tests: all $(TESTS) $(TEST_PLUGINS)
+
+deps:
+	@scripts/install-deps
+
+test: deps
+	$(MAKE) tests
+	scripts/run-tests $(B) $(TESTS)
+
+run: deps
+	$(MAKE) all
+	$(B)/sockserv conf/demo.ini
+
+bench: deps
+	$(MAKE) all
+	$(MAKE) -f bench/bench.mk B=$(B) bench
+
+# ---- install -------------------------------------------------------------
+install: all
+	install -d $(DESTDIR)$(BINDIR) $(DESTDIR)$(LIBDIR) $(DESTDIR)$(INCDIR) \
+	    $(DESTDIR)$(HDIR) $(DESTDIR)$(PCDIR)
+	install -m 755 $(B)/sockserv $(DESTDIR)$(BINDIR)/sockserv
+	install -m 755 $(B)/libsockserv.so $(DESTDIR)$(LIBDIR)/libsockserv.so
+	install -m 644 core/sockserv.h $(DESTDIR)$(INCDIR)/sockserv.h
+	install -m 755 $(HANDLERS) $(DESTDIR)$(HDIR)/
+	install -m 644 $(B)/sockserv.pc $(DESTDIR)$(PCDIR)/sockserv.pc
+
+clean:
+	rm -rf $(B)
+
+-include $(wildcard $(B)/*/*.d $(B)/*/*/*.d)
+.DELETE_ON_ERROR:
+.PHONY: all deps test tests run bench install clean
+.SECONDARY:

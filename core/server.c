@@ -1,0 +1,651 @@
+/* server.c: a server's life: settings and init, bind/listen, the serve
+ * loop with verify_request and service_actions, shutdown and close. */
+#include <errno.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "internal.h"
+
+#define SS_EMFILE_BACKOFF_MS 100
+
+struct ss_server *
+ss_server_new(const char *name, const struct ss_handler *h)
+{
+    struct ss_server *srv = calloc(1, sizeof *srv);
+
+    if (srv == NULL)
+        return NULL;
+    srv->name = strdup(name ? name : "server");
+    if (srv->name == NULL) {
+        free(srv);
+        return NULL;
+    }
+    srv->handler = h;
+    ss_settings_defaults(&srv->set);
+    srv->fd = -1;
+    srv->wake[0] = srv->wake[1] = -1;
+    srv->epfd = -1;
+    pthread_condattr_t ca;
+
+    pthread_mutex_init(&srv->lock, NULL);
+    pthread_condattr_init(&ca);
+    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+    pthread_cond_init(&srv->cond, &ca);
+    pthread_condattr_destroy(&ca);
+    pthread_mutex_init(&srv->flush_lock, NULL);
+    return srv;
+}
+
+void
+ss_server_set_line(struct ss_server *srv, int line)
+{
+    srv->section_line = line;
+}
+
+void
+ss_server_set_error_fn(struct ss_server *srv,
+                       void (*fn)(void *, int, const char *), void *arg)
+{
+    srv->error_fn = fn;
+    srv->error_arg = arg;
+}
+
+const char *
+ss_server_error(const struct ss_server *srv, int *line)
+{
+    if (line != NULL)
+        *line = srv->error_line;
+    return srv->error;
+}
+
+bool
+ss_server_error_is_config(const struct ss_server *srv)
+{
+    return srv->error_config;
+}
+
+/* ---- accessors -------------------------------------------------------- */
+
+const char *ss_server_name(const struct ss_server *s) { return s->name; }
+const char *ss_server_type(const struct ss_server *s)
+{
+    return s->set.type_name;
+}
+const char *ss_server_mode(const struct ss_server *s)
+{
+    return s->set.mode->name;
+}
+unsigned ss_server_kind(const struct ss_server *s)
+{
+    return s->set.transport->kind;
+}
+void *ss_server_state(const struct ss_server *s) { return s->state; }
+const char *ss_server_address(const struct ss_server *s)
+{
+    return s->address;
+}
+
+double
+ss_server_shutdown_timeout(const struct ss_server *s)
+{
+    return s->set.shutdown_timeout;
+}
+
+void
+ss_server_set_max_backlog(struct ss_server *srv, size_t bytes)
+{
+    srv->max_backlog = bytes;
+}
+
+void
+ss_server_set_verify_request(struct ss_server *srv, ss_verify_fn fn,
+                             void *arg)
+{
+    srv->verify = fn;
+    srv->verify_arg = arg;
+}
+
+void
+ss_server_set_handle_error(struct ss_server *srv, ss_error_fn fn, void *arg)
+{
+    srv->on_error = fn;
+    srv->on_error_arg = arg;
+}
+
+void
+ss_server_set_service_actions(struct ss_server *srv, ss_service_fn fn,
+                              void *arg)
+{
+    srv->service = fn;
+    srv->service_arg = arg;
+}
+
+/* ---- init and bind ------------------------------------------------------ */
+
+int
+ss_server_init(struct ss_server *srv)
+{
+    const struct ss_handler *h = srv->handler;
+    int rc = 0;
+
+    if (srv->inited)
+        return 0;
+    if (h == NULL || h->handle == NULL) {
+        ss_server_fail(srv, true, srv->section_line, "[%s]: handler has no "
+                       "handle hook", srv->name);
+        return -1;
+    }
+    if (h->abi != SOCKSERV_ABI) {
+        ss_server_fail(srv, true, srv->section_line, "handler \"%s\" built "
+                       "for ABI %d, sockserv has ABI %d",
+                       h->name ? h->name : "?", h->abi, SOCKSERV_ABI);
+        return -1;
+    }
+    if (ss_settings_validate(srv) < 0)
+        return -1;
+    srv->error[0] = '\0';
+    if (h->init != NULL && h->init(srv, &srv->state) < 0) {
+        if (srv->error[0] == '\0')
+            ss_server_fail(srv, false, srv->section_line, "[%s]: handler "
+                           "\"%s\" failed to initialise", srv->name,
+                           h->name ? h->name : "?");
+        return -1;
+    }
+    for (size_t i = 0; i < srv->nopts; i++) {
+        if (!srv->opts[i].claimed) {
+            ss_server_fail(srv, true, srv->opts[i].line, "unknown key "
+                           "\"%s\" (not a sockserv key, and handler \"%s\" "
+                           "does not take it)", srv->opts[i].key,
+                           h->name ? h->name : "?");
+            rc = -1;
+        }
+    }
+    if (rc < 0) {
+        if (h->fini != NULL)
+            h->fini(srv->state);
+        srv->state = NULL;
+        return -1;
+    }
+    srv->inited = true;
+    return 0;
+}
+
+/*
+ * A Unix socket file left by a server that is gone is removed; one that
+ * still answers, or any other kind of file, is left alone (EADDRINUSE).
+ */
+static int
+clear_stale_socket(const char *path, int socktype)
+{
+    struct sockaddr_un sun;
+    socklen_t len;
+    struct stat st;
+    int fd, rc;
+
+    if (lstat(path, &st) < 0)
+        return errno == ENOENT ? 0 : -1;
+    if (!S_ISSOCK(st.st_mode)) {
+        errno = EEXIST;
+        return -1;
+    }
+    if (ss_addr_unix(path, &sun, &len) < 0)
+        return -1;
+    fd = socket(AF_UNIX, socktype | SOCK_CLOEXEC, 0);
+    if (fd < 0)
+        return -1;
+    rc = connect(fd, (struct sockaddr *)&sun, len);
+    close(fd);
+    if (rc == 0 || (errno != ECONNREFUSED && errno != ENOENT)) {
+        errno = EADDRINUSE;
+        return -1;
+    }
+    return unlink(path) < 0 && errno != ENOENT ? -1 : 0;
+}
+
+/* Creates the socket with Python's options and binds it.  -1 (errno). */
+static int
+open_socket(struct ss_server *srv, const struct sockaddr *sa, socklen_t len,
+            int socktype)
+{
+    int one = 1, zero = 0;
+    int fd = socket(sa->sa_family, socktype | SOCK_CLOEXEC | SOCK_NONBLOCK,
+                    0);
+
+    if (fd < 0)
+        return -1;
+    if (sa->sa_family != AF_UNIX) {
+        if (srv->set.allow_reuse_address &&
+            setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one) < 0)
+            goto out_close;
+        if (srv->set.allow_reuse_port &&
+            setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof one) < 0)
+            goto out_close;
+    }
+    if (sa->sa_family == AF_INET6 &&
+        IN6_IS_ADDR_UNSPECIFIED(&((const struct sockaddr_in6 *)
+                                  (const void *)sa)->sin6_addr))
+        (void)setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &zero, sizeof zero);
+    if (bind(fd, sa, len) < 0)
+        goto out_close;
+    srv->fd = fd;
+    if (srv->set.transport->bind(srv, sa, len) < 0) {
+        srv->fd = -1;
+        goto out_close;
+    }
+    return 0;
+out_close: {
+        int e = errno;
+
+        close(fd);
+        errno = e;
+        return -1;
+    }
+}
+
+static int
+bind_unix(struct ss_server *srv, int socktype)
+{
+    struct sockaddr_un sun;
+    socklen_t len;
+    struct stat st;
+    const char *path = srv->set.path;
+
+    if (ss_addr_unix(path, &sun, &len) < 0 ||
+        clear_stale_socket(path, socktype) < 0 ||
+        open_socket(srv, (struct sockaddr *)&sun, len, socktype) < 0) {
+        ss_server_fail(srv, false, ss_opt_line(srv, "path"), "%s: bind %s: "
+                       "%s", srv->name, path, strerror(errno));
+        return -1;
+    }
+    srv->unix_path = strdup(path);
+    if (srv->unix_path != NULL && stat(path, &st) == 0) {
+        srv->unix_dev = st.st_dev;
+        srv->unix_ino = st.st_ino;
+    }
+    return 0;
+}
+
+static int
+bind_inet(struct ss_server *srv, int socktype)
+{
+    struct addrinfo *res, *ai;
+    char err[256], where[SS_ADDRSTRLEN + 64];
+    const char *host = srv->set.host ? srv->set.host : "127.0.0.1";
+    int e = 0;
+
+    if (ss_addr_resolve(host, srv->set.port, socktype, &res, err,
+                        sizeof err) < 0) {
+        ss_server_fail(srv, false, ss_opt_line(srv, "host"), "%s: bind "
+                       "%s:%d: %s", srv->name, host, srv->set.port, err);
+        return -1;
+    }
+    snprintf(where, sizeof where, "%s:%d", host, srv->set.port);
+    for (ai = res; ai != NULL; ai = ai->ai_next) {
+        if (open_socket(srv, ai->ai_addr, ai->ai_addrlen, socktype) == 0)
+            break;
+        if (e == 0)
+            e = errno;
+        ss_addr_format(ai->ai_addr, ai->ai_addrlen, where, sizeof where);
+    }
+    freeaddrinfo(res);
+    if (ai == NULL) {
+        ss_server_fail(srv, false, ss_opt_line(srv, "port"), "%s: bind %s: "
+                       "%s", srv->name, where, strerror(e ? e : EINVAL));
+        return -1;
+    }
+    return 0;
+}
+
+int
+ss_server_bind(struct ss_server *srv)
+{
+    struct sockaddr_storage ss;
+    socklen_t len = sizeof ss;
+    int socktype = srv->set.transport->kind == SS_STREAM ? SOCK_STREAM
+                                                         : SOCK_DGRAM;
+    int rc;
+
+    if (srv->bound)
+        return 0;
+    if (ss_server_init(srv) < 0)
+        return -1;
+    if (pipe2(srv->wake, O_CLOEXEC | O_NONBLOCK) < 0) {
+        ss_server_fail(srv, false, 0, "%s: pipe: %s", srv->name,
+                       strerror(errno));
+        return -1;
+    }
+    rc = srv->set.path ? bind_unix(srv, socktype)
+                       : bind_inet(srv, socktype);
+    if (rc < 0)
+        return -1;
+    if (getsockname(srv->fd, (struct sockaddr *)&ss, &len) == 0 &&
+        ss.ss_family != AF_UNIX)
+        ss_addr_format((struct sockaddr *)&ss, len, srv->address,
+                       sizeof srv->address);
+    else
+        snprintf(srv->address, sizeof srv->address, "%s", srv->set.path);
+    srv->bound = true;
+    return 0;
+}
+
+int
+ss_server_start(struct ss_server *srv)
+{
+    return ss_server_bind(srv);
+}
+
+/* ---- the running list and the slots (max_threads, max_children) ------- */
+
+void
+ss_server_track(struct ss_server *srv, struct ss_request *req)
+{
+    pthread_mutex_lock(&srv->lock);
+    req->prev = NULL;
+    req->next = srv->running;
+    if (srv->running != NULL)
+        srv->running->prev = req;
+    srv->running = req;
+    req->listed = true;
+    pthread_mutex_unlock(&srv->lock);
+}
+
+void
+ss_server_untrack(struct ss_server *srv, struct ss_request *req)
+{
+    pthread_mutex_lock(&srv->lock);
+    if (req->listed) {
+        if (req->prev != NULL)
+            req->prev->next = req->next;
+        else
+            srv->running = req->next;
+        if (req->next != NULL)
+            req->next->prev = req->prev;
+        req->listed = false;
+        if (srv->running == NULL)
+            pthread_cond_broadcast(&srv->cond);
+    }
+    pthread_mutex_unlock(&srv->lock);
+}
+
+/* A thread or child finished: n slots are free again. */
+void
+ss_server_slot_release(struct ss_server *srv, long n)
+{
+    pthread_mutex_lock(&srv->lock);
+    srv->active -= n;
+    pthread_cond_broadcast(&srv->cond);
+    pthread_mutex_unlock(&srv->lock);
+}
+
+static long
+slot_limit(const struct ss_server *srv)
+{
+    if (srv->set.mode == &ss_mode_thread)
+        return srv->set.max_threads;
+    if (srv->set.mode == &ss_mode_fork)
+        return srv->set.max_children;
+    return 0;
+}
+
+/* Waits while the mode is at its limit (Python's ForkingMixIn waits for a
+ * child at max_children).  False when shutdown came first. */
+static bool
+wait_slot(struct ss_server *srv)
+{
+    long limit = slot_limit(srv);
+    bool ok;
+
+    if (limit == 0)
+        return !atomic_load(&srv->stop);
+    pthread_mutex_lock(&srv->lock);
+    while (srv->active >= limit && !atomic_load(&srv->stop))
+        pthread_cond_wait(&srv->cond, &srv->lock);
+    ok = !atomic_load(&srv->stop);
+    pthread_mutex_unlock(&srv->lock);
+    return ok;
+}
+
+/* Waits on a condition created with CLOCK_MONOTONIC until deadline.
+ * Returns 0 when signalled, ETIMEDOUT when the deadline passed. */
+int
+ss_cond_wait_until(pthread_cond_t *cond, pthread_mutex_t *lock,
+                   double deadline)
+{
+    struct timespec ts;
+
+    if (ss_now() >= deadline)
+        return ETIMEDOUT;
+    ts.tv_sec = (time_t)deadline;
+    ts.tv_nsec = (long)((deadline - (double)ts.tv_sec) * 1e9);
+    return pthread_cond_timedwait(cond, lock, &ts);
+}
+
+/* Waits until no request runs (threads, children, the sync one), at most
+ * until the deadline. */
+void
+ss_server_wait_idle(struct ss_server *srv, double deadline)
+{
+    pthread_mutex_lock(&srv->lock);
+    while ((srv->active > 0 || srv->running != NULL) &&
+           ss_cond_wait_until(&srv->cond, &srv->lock, deadline) == 0)
+        ;
+    pthread_mutex_unlock(&srv->lock);
+}
+
+/* Shuts every running connection down so blocked handlers return; asks
+ * children to end. */
+void
+ss_server_shutdown_now(struct ss_server *srv)
+{
+    pthread_mutex_lock(&srv->lock);
+    for (struct ss_request *r = srv->running; r != NULL; r = r->next) {
+        if (r->fd >= 0) {
+            atomic_store(&r->rd_shut, true);
+            shutdown(r->fd, SHUT_RDWR);
+        }
+    }
+    for (size_t i = 0; i < srv->nchildren; i++)
+        kill(srv->children[i], SIGTERM);
+    pthread_mutex_unlock(&srv->lock);
+}
+
+/* ---- serving ------------------------------------------------------------ */
+
+/*
+ * Waits for the socket or the shutdown pipe, at most timeout_ms (-1: no
+ * limit).  Returns 1 when the socket is ready, 0 on timeout or shutdown.
+ */
+static int
+wait_ready(struct ss_server *srv, int timeout_ms, bool watch_socket)
+{
+    struct pollfd pfd[2] = {
+        { .fd = srv->wake[0], .events = POLLIN },
+        { .fd = watch_socket ? srv->fd : -1, .events = POLLIN },
+    };
+    int rc;
+
+    do
+        rc = poll(pfd, 2, timeout_ms);
+    while (rc < 0 && errno == EINTR);
+    if (rc <= 0 || atomic_load(&srv->stop))
+        return 0;
+    return (pfd[1].revents & (POLLIN | POLLERR | POLLHUP)) ? 1 : 0;
+}
+
+/*
+ * Takes one request if one is ready and runs it through verify_request and
+ * the mode.  Returns 1 if one was taken, 0 if none was ready, -1 on an
+ * accept error that asks for a pause (EMFILE and its kin).
+ */
+static int
+take_request(struct ss_server *srv)
+{
+    struct ss_request *req = srv->set.transport->get_request(srv);
+
+    if (req == NULL) {
+        if (errno == EAGAIN)
+            return 0;
+        if (errno == EMFILE || errno == ENFILE || errno == ENOBUFS ||
+            errno == ENOMEM) {
+            ss_log(SS_LOG_WARNING, "%s: accept: %s; pausing %d ms",
+                   srv->name, strerror(errno), SS_EMFILE_BACKOFF_MS);
+            return -1;
+        }
+        ss_log(SS_LOG_WARNING, "%s: accept: %s", srv->name, strerror(errno));
+        return -1;
+    }
+    if (srv->verify != NULL &&
+        !srv->verify(srv, (struct sockaddr *)&req->addr, req->addrlen,
+                     srv->verify_arg)) {
+        ss_log(SS_LOG_INFO, "%s: %s: refused by verify_request", srv->name,
+               req->peer);
+        ss_request_end(req);
+        return 1;
+    }
+    srv->set.mode->process(srv, req);
+    return 1;
+}
+
+int
+ss_server_serve_forever(struct ss_server *srv)
+{
+    int idle_ms = srv->service ? 500 : -1;      /* Python's poll_interval */
+
+    if (!srv->bound && ss_server_bind(srv) < 0)
+        return -1;
+    while (!atomic_load(&srv->stop)) {
+        int rc;
+
+        if (!wait_slot(srv))
+            break;
+        rc = take_request(srv);
+        if (rc == 0)
+            (void)wait_ready(srv, idle_ms, true);
+        else if (rc < 0)
+            (void)wait_ready(srv, SS_EMFILE_BACKOFF_MS, false);
+        if (srv->service != NULL)
+            srv->service(srv, srv->service_arg);
+    }
+    return 0;
+}
+
+int
+ss_server_handle_request(struct ss_server *srv, double timeout)
+{
+    double deadline = ss_now() + timeout;
+
+    if (!srv->bound && ss_server_bind(srv) < 0)
+        return -1;
+    while (!atomic_load(&srv->stop)) {
+        int rc;
+
+        if (!wait_slot(srv))
+            break;
+        rc = take_request(srv);
+        if (rc > 0)
+            return 0;
+        if (timeout >= 0 && ss_now() >= deadline)
+            break;
+        if (wait_ready(srv, rc < 0 ? SS_EMFILE_BACKOFF_MS
+                       : timeout >= 0 ? ss_ms_until(deadline) : -1,
+                       rc == 0) == 0 && timeout >= 0 && ss_now() >= deadline)
+            break;
+    }
+    errno = ETIMEDOUT;
+    return -1;
+}
+
+void
+ss_server_shutdown(struct ss_server *srv)
+{
+    atomic_store(&srv->stop, true);
+    if (srv->wake[1] >= 0)
+        (void)write(srv->wake[1], "x", 1);
+    pthread_mutex_lock(&srv->lock);
+    pthread_cond_broadcast(&srv->cond);
+    pthread_mutex_unlock(&srv->lock);
+}
+
+void
+ss_server_close(struct ss_server *srv)
+{
+    double deadline;
+    struct stat st;
+
+    if (srv->closed)
+        return;
+    srv->closed = true;
+    atomic_store(&srv->stop, true);
+    if (srv->fd >= 0) {
+        close(srv->fd);
+        srv->fd = -1;
+    }
+    if (srv->unix_path != NULL && stat(srv->unix_path, &st) == 0 &&
+        st.st_dev == srv->unix_dev && st.st_ino == srv->unix_ino)
+        (void)unlink(srv->unix_path);
+    deadline = ss_now() + srv->set.shutdown_timeout;
+    srv->set.mode->wait(srv, deadline);
+    pthread_mutex_lock(&srv->lock);
+    bool busy = srv->active > 0 || srv->running != NULL;
+    pthread_mutex_unlock(&srv->lock);
+    if (busy && !srv->set.daemon_threads && srv->set.block_on_close) {
+        ss_log(SS_LOG_INFO, "%s: shutdown_timeout (%gs) passed, closing "
+               "running connections", srv->name, srv->set.shutdown_timeout);
+        ss_server_shutdown_now(srv);
+        srv->set.mode->wait(srv, ss_now() + 2);
+    }
+    srv->set.mode->stop(srv);
+    pthread_mutex_lock(&srv->lock);
+    busy = srv->active > 0 || srv->running != NULL || srv->nthreads > 0;
+    pthread_mutex_unlock(&srv->lock);
+    ss_request_flush_stop(srv);
+    if (srv->inited && !busy && srv->handler->fini != NULL &&
+        !srv->fini_done) {
+        srv->handler->fini(srv->state);
+        srv->fini_done = true;
+    }
+}
+
+void
+ss_server_free(struct ss_server *srv)
+{
+    bool busy;
+
+    if (srv == NULL)
+        return;
+    if (srv->bound)
+        ss_server_close(srv);
+    else if (srv->inited && srv->handler->fini != NULL && !srv->fini_done)
+        srv->handler->fini(srv->state);
+    pthread_mutex_lock(&srv->lock);
+    busy = srv->active > 0 || srv->running != NULL || srv->nthreads > 0;
+    pthread_mutex_unlock(&srv->lock);
+    if (busy)
+        return;         /* daemon_threads still running: leave it to exit */
+    for (size_t i = 0; i < srv->nopts; i++) {
+        free(srv->opts[i].key);
+        free(srv->opts[i].value);
+    }
+    free(srv->opts);
+    free(srv->set.host);
+    free(srv->set.path);
+    free(srv->unix_path);
+    free(srv->pkt);
+    free(srv->children);
+    for (int i = 0; i < 2; i++)
+        if (srv->wake[i] >= 0)
+            close(srv->wake[i]);
+    ss_request_flush_stop(srv);
+    if (srv->epfd >= 0)
+        close(srv->epfd);
+    free(srv->name);
+    free(srv);
+}

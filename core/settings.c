@@ -1,0 +1,396 @@
+/* settings.c: the core's keys (one table: name, parser, field, range),
+ * the handler's own options, and configuration errors. */
+#include <errno.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "internal.h"
+
+enum key_kind { K_TYPE, K_MODE, K_STR, K_PORT, K_LONG, K_SIZE, K_BOOL,
+                K_SECONDS };
+
+struct key {
+    const char *name;
+    enum key_kind kind;
+    size_t off;
+    long min, max;
+};
+
+#define F(field) offsetof(struct ss_settings, field)
+static const struct key keys[] = {
+    { "type",                K_TYPE,    0, 0, 0 },
+    { "mode",                K_MODE,    0, 0, 0 },
+    { "host",                K_STR,     F(host), 0, 0 },
+    { "port",                K_PORT,    F(port), 0, 65535 },
+    { "path",                K_STR,     F(path), 0, 0 },
+    { "request_queue_size",  K_LONG,    F(request_queue_size), 1, 65535 },
+    { "allow_reuse_address", K_BOOL,    F(allow_reuse_address), 0, 0 },
+    { "allow_reuse_port",    K_BOOL,    F(allow_reuse_port), 0, 0 },
+    { "timeout",             K_SECONDS, F(timeout), 0, 86400 },
+    { "shutdown_timeout",    K_SECONDS, F(shutdown_timeout), 0, 3600 },
+    { "max_children",        K_LONG,    F(max_children), 1, 1000000 },
+    { "daemon_threads",      K_BOOL,    F(daemon_threads), 0, 0 },
+    { "block_on_close",      K_BOOL,    F(block_on_close), 0, 0 },
+    { "max_threads",         K_LONG,    F(max_threads), 1, 1000000 },
+    { "max_spare_threads",   K_LONG,    F(max_spare_threads), 0, 1000000 },
+    { "thread_stack_size",   K_SIZE,    F(thread_stack_size), 16384,
+                                        1L << 30 },
+    { "max_packet_size",     K_LONG,    F(max_packet_size), 1, 16 << 20 },
+};
+#undef F
+#define NKEYS (sizeof keys / sizeof keys[0])
+_Static_assert(NKEYS <= sizeof(((struct ss_settings *)0)->set_line) /
+                       sizeof(int), "set_line too small");
+
+static const struct type_def {
+    const char *name;
+    const struct ss_transport *transport;
+    bool unix_family;
+} types[] = {
+    { "tcp", &ss_stream_transport, false },
+    { "udp", &ss_dgram_transport, false },
+    { "unix-stream", &ss_stream_transport, true },
+    { "unix-dgram", &ss_dgram_transport, true },
+};
+
+static const struct ss_mode *const modes[] = {
+    &ss_mode_sync, &ss_mode_thread, &ss_mode_fork,
+};
+
+void
+ss_settings_defaults(struct ss_settings *s)
+{
+    memset(s, 0, sizeof *s);
+    s->transport = &ss_stream_transport;
+    s->type_name = "tcp";
+    s->mode = &ss_mode_sync;
+    s->port = -1;
+    s->request_queue_size = 128;        /* Python: 5 */
+    s->allow_reuse_address = true;      /* streams; datagrams: false */
+    s->block_on_close = true;
+    s->shutdown_timeout = 5;
+    s->max_children = 40;
+    s->max_threads = 1024;
+    s->max_spare_threads = 64;
+    s->thread_stack_size = 256 * 1024;
+    s->max_packet_size = 65507;         /* Python: 8192 */
+}
+
+/*
+ * Records an error: the last one is kept for ss_server_error, and every
+ * one goes to the error callback (the daemon prints FILE:LINE: message).
+ */
+void
+ss_server_fail(struct ss_server *srv, bool config, int line,
+               const char *fmt, ...)
+{
+    va_list ap;
+
+    va_start(ap, fmt);
+    vsnprintf(srv->error, sizeof srv->error, fmt, ap);
+    va_end(ap);
+    srv->error_line = line;
+    srv->error_config = config;
+    if (srv->error_fn != NULL)
+        srv->error_fn(srv->error_arg, line, srv->error);
+}
+
+static bool
+is_unix(const struct ss_settings *s)
+{
+    for (size_t i = 0; i < sizeof types / sizeof types[0]; i++)
+        if (strcmp(types[i].name, s->type_name) == 0)
+            return types[i].unix_family;
+    return false;
+}
+
+static int
+set_core_key(struct ss_server *srv, const struct key *k, const char *value,
+             int line)
+{
+    struct ss_settings *s = &srv->set;
+    char *field = (char *)s + k->off;
+    long lv;
+
+    switch (k->kind) {
+    case K_TYPE:
+        for (size_t i = 0; i < sizeof types / sizeof types[0]; i++) {
+            if (strcmp(value, types[i].name) == 0) {
+                s->transport = types[i].transport;
+                s->type_name = types[i].name;
+                return 0;
+            }
+        }
+        ss_server_fail(srv, true, line, "invalid type \"%s\" (tcp, udp, "
+                       "unix-stream, unix-dgram)", value);
+        return -1;
+    case K_MODE:
+        for (size_t i = 0; i < sizeof modes / sizeof modes[0]; i++) {
+            if (strcmp(value, modes[i]->name) == 0) {
+                s->mode = modes[i];
+                return 0;
+            }
+        }
+        ss_server_fail(srv, true, line, "invalid mode \"%s\" (sync, "
+                       "threading, forking)", value);
+        return -1;
+    case K_STR: {
+        char *dup = strdup(value);
+
+        if (dup == NULL) {
+            ss_server_fail(srv, false, line, "%s", strerror(errno));
+            return -1;
+        }
+        free(*(char **)(void *)field);
+        *(char **)(void *)field = dup;
+        return 0;
+    }
+    case K_PORT:
+        if (!ss_parse_long(value, k->min, k->max, &lv))
+            break;
+        *(int *)(void *)field = (int)lv;
+        return 0;
+    case K_LONG:
+        if (!ss_parse_long(value, k->min, k->max, (long *)(void *)field))
+            break;
+        return 0;
+    case K_SIZE:
+        if (!ss_parse_size(value, k->min, k->max, (long *)(void *)field))
+            break;
+        return 0;
+    case K_BOOL:
+        if (!ss_parse_bool(value, (bool *)(void *)field)) {
+            ss_server_fail(srv, true, line, "invalid %s \"%s\" (true or "
+                           "false, yes or no, on or off, 1 or 0)", k->name,
+                           value);
+            return -1;
+        }
+        return 0;
+    case K_SECONDS:
+        if (!ss_parse_double(value, (double)k->min, (double)k->max,
+                             (double *)(void *)field)) {
+            ss_server_fail(srv, true, line, "invalid %s \"%s\" (seconds, "
+                           "%ld-%ld, or none)", k->name, value, k->min,
+                           k->max);
+            return -1;
+        }
+        return 0;
+    }
+    ss_server_fail(srv, true, line, "invalid %s \"%s\" (%s%ld-%ld)", k->name,
+                   value, k->kind == K_SIZE ? "bytes, with k/m/g, " : "",
+                   k->min, k->max);
+    return -1;
+}
+
+int
+ss_server_set(struct ss_server *srv, const char *key, const char *value,
+              int line)
+{
+    struct ss_opt *o;
+
+    if (key == NULL || value == NULL) {
+        ss_server_fail(srv, true, line, "missing key or value");
+        return -1;
+    }
+    for (size_t i = 0; i < NKEYS; i++) {
+        if (strcmp(key, keys[i].name) != 0)
+            continue;
+        if (srv->set.set_line[i] != 0) {
+            ss_server_fail(srv, true, line, "duplicate key \"%s\" (first "
+                           "set on line %d)", key, srv->set.set_line[i]);
+            return -1;
+        }
+        if (set_core_key(srv, &keys[i], value, line) < 0)
+            return -1;
+        srv->set.set_line[i] = line > 0 ? line : -1;
+        return 0;
+    }
+    for (size_t i = 0; i < srv->nopts; i++) {
+        if (strcmp(srv->opts[i].key, key) == 0) {
+            ss_server_fail(srv, true, line, "duplicate key \"%s\" (first "
+                           "set on line %d)", key, srv->opts[i].line);
+            return -1;
+        }
+    }
+    o = realloc(srv->opts, (srv->nopts + 1) * sizeof *o);
+    if (o == NULL)
+        goto out_nomem;
+    srv->opts = o;
+    o = &srv->opts[srv->nopts];
+    o->key = strdup(key);
+    o->value = strdup(value);
+    o->line = line;
+    o->claimed = false;
+    if (o->key == NULL || o->value == NULL) {
+        free(o->key);
+        free(o->value);
+        goto out_nomem;
+    }
+    srv->nopts++;
+    return 0;
+out_nomem:
+    ss_server_fail(srv, false, line, "%s", strerror(ENOMEM));
+    return -1;
+}
+
+static int
+core_key_line(const struct ss_server *srv, const char *key)
+{
+    for (size_t i = 0; i < NKEYS; i++)
+        if (strcmp(key, keys[i].name) == 0)
+            return srv->set.set_line[i];
+    return 0;
+}
+
+/* The line a key was set on (core or handler key), else the section's. */
+int
+ss_opt_line(const struct ss_server *srv, const char *key)
+{
+    int line = 0;
+
+    if (key != NULL) {
+        line = core_key_line(srv, key);
+        for (size_t i = 0; line == 0 && i < srv->nopts; i++)
+            if (strcmp(srv->opts[i].key, key) == 0)
+                line = srv->opts[i].line;
+    }
+    return line > 0 ? line : srv->section_line;
+}
+
+/*
+ * Checks what no single key can: an address that fits the type, and no
+ * handler key left unclaimed (after init).  Reports every problem.
+ */
+int
+ss_settings_validate(struct ss_server *srv)
+{
+    struct ss_settings *s = &srv->set;
+    int rc = 0;
+
+    if (is_unix(s)) {
+        if (s->path == NULL) {
+            ss_server_fail(srv, true, srv->section_line, "[%s]: type %s "
+                           "needs \"path\"", srv->name, s->type_name);
+            rc = -1;
+        }
+        if (s->host != NULL || s->port >= 0) {
+            ss_server_fail(srv, true, ss_opt_line(srv, s->host ? "host"
+                           : "port"), "\"%s\" does not apply to type %s "
+                           "(use \"path\")", s->host ? "host" : "port",
+                           s->type_name);
+            rc = -1;
+        }
+    } else {
+        if (s->port < 0) {
+            ss_server_fail(srv, true, srv->section_line, "[%s]: type %s "
+                           "needs \"port\" (0 = any free port)", srv->name,
+                           s->type_name);
+            rc = -1;
+        }
+        if (s->path != NULL) {
+            ss_server_fail(srv, true, ss_opt_line(srv, "path"), "\"path\" "
+                           "does not apply to type %s (use \"host\" and "
+                           "\"port\")", s->type_name);
+            rc = -1;
+        }
+    }
+    if (core_key_line(srv, "allow_reuse_address") == 0)
+        s->allow_reuse_address = s->transport->kind == SS_STREAM;
+    if (!(srv->handler->kinds & s->transport->kind)) {
+        ss_server_fail(srv, true, ss_opt_line(srv, "type"), "handler \"%s\" "
+                       "does not support %s sockets (type = %s)",
+                       srv->handler->name ? srv->handler->name : "?",
+                       s->transport->kind == SS_STREAM ? "stream"
+                                                       : "datagram",
+                       s->type_name);
+        rc = -1;
+    }
+    return rc;
+}
+
+/* ---- the handler's options ------------------------------------------ */
+
+static struct ss_opt *
+find_opt(struct ss_server *srv, const char *key)
+{
+    for (size_t i = 0; i < srv->nopts; i++) {
+        if (strcmp(srv->opts[i].key, key) == 0) {
+            srv->opts[i].claimed = true;
+            return &srv->opts[i];
+        }
+    }
+    return NULL;
+}
+
+const char *
+ss_option(struct ss_server *srv, const char *key)
+{
+    struct ss_opt *o = find_opt(srv, key);
+
+    return o ? o->value : NULL;
+}
+
+int
+ss_option_long(struct ss_server *srv, const char *key, long def, long min,
+               long max, long *out)
+{
+    struct ss_opt *o = find_opt(srv, key);
+
+    if (o == NULL) {
+        *out = def;
+        return 0;
+    }
+    if (ss_parse_long(o->value, min, max, out))
+        return 0;
+    ss_server_fail(srv, true, o->line, "invalid %s \"%s\" (%ld-%ld)", key,
+                   o->value, min, max);
+    return -1;
+}
+
+int
+ss_option_double(struct ss_server *srv, const char *key, double def,
+                 double min, double max, double *out)
+{
+    struct ss_opt *o = find_opt(srv, key);
+
+    if (o == NULL) {
+        *out = def;
+        return 0;
+    }
+    if (ss_parse_double(o->value, min, max, out))
+        return 0;
+    ss_server_fail(srv, true, o->line, "invalid %s \"%s\" (%g-%g)", key,
+                   o->value, min, max);
+    return -1;
+}
+
+int
+ss_option_bool(struct ss_server *srv, const char *key, bool def, bool *out)
+{
+    struct ss_opt *o = find_opt(srv, key);
+
+    if (o == NULL) {
+        *out = def;
+        return 0;
+    }
+    if (ss_parse_bool(o->value, out))
+        return 0;
+    ss_server_fail(srv, true, o->line, "invalid %s \"%s\" (true or false, "
+                   "yes or no, on or off, 1 or 0)", key, o->value);
+    return -1;
+}
+
+int
+ss_server_errorf(struct ss_server *srv, const char *key, const char *fmt, ...)
+{
+    char msg[SS_ERRLEN];
+    va_list ap;
+
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    va_end(ap);
+    ss_server_fail(srv, true, ss_opt_line(srv, key), "%s", msg);
+    return -1;
+}

@@ -1,0 +1,74 @@
+/* daemon.h: integration-test harness: run build/sockserv, talk to it. */
+#ifndef SS_TEST_DAEMON_H
+#define SS_TEST_DAEMON_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <sys/types.h>
+
+#define SSD_MAX_SERVERS 32
+
+struct ssd {
+    pid_t pid;
+    int errfd;                  /* the daemon's stderr */
+    char dir[256];              /* temporary directory holding the INI */
+    char ini[300];              /* its path */
+    char *log;                  /* everything the daemon wrote to stderr */
+    size_t loglen, logcap;
+    int nlisten;
+    struct { char name[64], addr[160]; } listen[SSD_MAX_SERVERS];
+    void *reader;               /* background stderr reader (pthread_t *) */
+};
+
+/*
+ * Writes ini_text to a fresh temporary directory (each "@DIR@" in it becomes
+ * that directory), starts build/sockserv with extra_args (NULL-terminated,
+ * may be NULL) before the file, and waits until nservers "listening on"
+ * lines have appeared (or 10 s).  Returns 0, or -1 with the log printed.
+ */
+int ssd_start(struct ssd *, const char *ini_text, int nservers,
+              const char *const *extra_args);
+/* The address a server announced ("127.0.0.1:4000", "[::1]:5", "/p.sock"). */
+const char *ssd_addr(const struct ssd *, const char *name);
+int ssd_port(const struct ssd *, const char *name);
+/* Sends sig, waits for exit (10 s), returns the exit status (or -1). */
+int ssd_stop(struct ssd *, int sig);
+/* Waits for the daemon to exit by itself (10 s); returns its status. */
+int ssd_wait(struct ssd *);
+/* Frees the log and removes the temporary directory. */
+void ssd_cleanup(struct ssd *);
+/* Waits up to timeout_ms until the log contains needle. */
+bool ssd_log_wait(struct ssd *, const char *needle, int timeout_ms);
+bool ssd_log_has(struct ssd *, const char *needle);
+void ssd_print_log(struct ssd *);
+
+/*
+ * Runs the daemon to completion on ini_text (for errors and --check):
+ * returns its exit status and, in *out (to free), what it wrote to stderr
+ * and stdout.
+ */
+int ssd_run(const char *ini_text, const char *const *extra_args, char **out);
+
+/* ---- clients ------------------------------------------------------------ */
+
+/* Connects a stream socket to "host:port", "[v6]:port" or a path.  -1. */
+int ssd_connect(const char *addr);
+/* A datagram socket connect()ed to addr (a Unix one is bound to a temp
+ * path of its own so replies can reach it).  -1 on error. */
+int ssd_dgram(const char *addr);
+int ssd_send_all(int fd, const void *buf, size_t len);
+int ssd_send_str(int fd, const char *s);
+/* Reads exactly len bytes within timeout_ms.  Returns bytes read. */
+size_t ssd_recv_n(int fd, void *buf, size_t len, int timeout_ms);
+/* Reads whatever arrives within timeout_ms (one recv).  -1 on timeout. */
+ssize_t ssd_recv_some(int fd, void *buf, size_t len, int timeout_ms);
+/* Reads until the received text contains needle (buf holds it, NUL-ended);
+ * returns true if it did within timeout_ms. */
+bool ssd_recv_until(int fd, char *buf, size_t size, const char *needle,
+                    int timeout_ms);
+/* True if the peer closes (EOF or reset) within timeout_ms. */
+bool ssd_closed_within(int fd, int timeout_ms);
+/* Path of a built file: ssd_path("handlers/echo.so"). Static buffer. */
+const char *ssd_build_path(const char *rel);
+
+#endif

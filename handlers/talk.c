@@ -464,7 +464,7 @@ talk_init(struct ss_server *s, void **state)
     int rc = 0;
 
     /* Every option is read, so each bad one is reported, then the mode. */
-    if (ss_option_double(s, "wait_timeout", TALK_WAIT_DEF, 0, 31536000,
+    if (ss_option_double(s, "wait_timeout", TALK_WAIT_DEF, 0, 86400,
                          &wait) < 0)
         rc = -1;
     if (ss_option_long(s, "max_backlog", TALK_BACKLOG_DEF, 1024,

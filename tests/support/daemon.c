@@ -1,0 +1,654 @@
+/* daemon.c: integration-test harness: run build/sockserv, talk to it. */
+#include <arpa/inet.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <ftw.h>
+#include <poll.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "daemon.h"
+
+#ifndef SS_BUILD_DIR
+#define SS_BUILD_DIR "build"
+#endif
+
+static pthread_mutex_t log_lock = PTHREAD_MUTEX_INITIALIZER;
+static pthread_cond_t log_cond = PTHREAD_COND_INITIALIZER;
+
+static double
+now_ms(void)
+{
+    struct timespec ts;
+
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec * 1e3 + (double)ts.tv_nsec / 1e6;
+}
+
+const char *
+ssd_build_path(const char *rel)
+{
+    static __thread char buf[512];
+
+    snprintf(buf, sizeof buf, "%s/%s", SS_BUILD_DIR, rel);
+    return buf;
+}
+
+static void
+log_append(struct ssd *d, const char *buf, size_t n)
+{
+    pthread_mutex_lock(&log_lock);
+    if (d->loglen + n + 1 > d->logcap) {
+        size_t cap = d->logcap ? d->logcap : 4096;
+
+        while (cap < d->loglen + n + 1)
+            cap *= 2;
+        char *p = realloc(d->log, cap);
+
+        if (p == NULL) {
+            pthread_mutex_unlock(&log_lock);
+            return;
+        }
+        d->log = p;
+        d->logcap = cap;
+    }
+    memcpy(d->log + d->loglen, buf, n);
+    d->loglen += n;
+    d->log[d->loglen] = '\0';
+    pthread_cond_broadcast(&log_cond);
+    pthread_mutex_unlock(&log_lock);
+}
+
+static void *
+reader_main(void *arg)
+{
+    struct ssd *d = arg;
+    char buf[4096];
+    ssize_t n;
+
+    while ((n = read(d->errfd, buf, sizeof buf)) != 0) {
+        if (n < 0) {
+            if (errno == EINTR)
+                continue;
+            break;
+        }
+        log_append(d, buf, (size_t)n);
+    }
+    pthread_mutex_lock(&log_lock);
+    d->errfd = -d->errfd - 2;   /* closed marker, kept for close() */
+    pthread_cond_broadcast(&log_cond);
+    pthread_mutex_unlock(&log_lock);
+    return NULL;
+}
+
+static char *
+substitute(const char *text, const char *dir)
+{
+    size_t cap = strlen(text) * 2 + 512, len = 0;
+    char *out = malloc(cap);
+
+    if (out == NULL)
+        return NULL;
+    for (const char *p = text; *p != '\0';) {
+        if (strncmp(p, "@DIR@", 5) == 0) {
+            size_t n = strlen(dir);
+
+            if (len + n + 1 >= cap) {
+                cap = cap * 2 + n;
+                char *q = realloc(out, cap);
+
+                if (q == NULL) {
+                    free(out);
+                    return NULL;
+                }
+                out = q;
+            }
+            memcpy(out + len, dir, n);
+            len += n;
+            p += 5;
+            continue;
+        }
+        if (len + 2 >= cap) {
+            cap *= 2;
+            char *q = realloc(out, cap);
+
+            if (q == NULL) {
+                free(out);
+                return NULL;
+            }
+            out = q;
+        }
+        out[len++] = *p++;
+    }
+    out[len] = '\0';
+    return out;
+}
+
+static int
+write_ini(struct ssd *d, const char *ini_text)
+{
+    char *text;
+    FILE *fp;
+
+    snprintf(d->dir, sizeof d->dir, "/tmp/sockserv-test-XXXXXX");
+    if (mkdtemp(d->dir) == NULL)
+        return -1;
+    snprintf(d->ini, sizeof d->ini, "%s/test.ini", d->dir);
+    text = substitute(ini_text, d->dir);
+    fp = fopen(d->ini, "w");
+    if (text == NULL || fp == NULL) {
+        free(text);
+        if (fp)
+            fclose(fp);
+        return -1;
+    }
+    fputs(text, fp);
+    free(text);
+    return fclose(fp);
+}
+
+static pid_t
+spawn(struct ssd *d, const char *const *extra_args, int *errfd)
+{
+    const char *argv[32];
+    int n = 0, pfd[2];
+    pid_t pid;
+
+    argv[n++] = ssd_build_path("sockserv");
+    for (int i = 0; extra_args && extra_args[i] && n < 29; i++)
+        argv[n++] = extra_args[i];
+    argv[n++] = d->ini;
+    argv[n] = NULL;
+    if (pipe2(pfd, O_CLOEXEC) < 0)
+        return -1;
+    pid = fork();
+    if (pid == 0) {
+        int null = open("/dev/null", O_RDONLY);
+
+        dup2(null, 0);
+        dup2(pfd[1], 1);
+        dup2(pfd[1], 2);
+        execv(argv[0], (char *const *)argv);
+        _exit(127);
+    }
+    close(pfd[1]);
+    if (pid < 0) {
+        close(pfd[0]);
+        return -1;
+    }
+    *errfd = pfd[0];
+    return pid;
+}
+
+/* Parses "NAME: listening on ADDR (" lines into d->listen. */
+static int
+count_listening(struct ssd *d)
+{
+    const char *p = d->log;
+    int n = 0;
+
+    while (p != NULL && (p = strstr(p, ": listening on ")) != NULL) {
+        const char *bol = p;
+        const char *addr = p + strlen(": listening on ");
+        const char *end = strstr(addr, " (");
+
+        while (bol > d->log && bol[-1] != '\n')
+            bol--;
+        if (end == NULL || strchr(addr, '\n') < end)
+            break;
+        if (n < SSD_MAX_SERVERS) {
+            snprintf(d->listen[n].name, sizeof d->listen[n].name, "%.*s",
+                     (int)(p - bol), bol);
+            snprintf(d->listen[n].addr, sizeof d->listen[n].addr, "%.*s",
+                     (int)(end - addr), addr);
+        }
+        n++;
+        p = end;
+    }
+    d->nlisten = n < SSD_MAX_SERVERS ? n : SSD_MAX_SERVERS;
+    return n;
+}
+
+int
+ssd_start(struct ssd *d, const char *ini_text, int nservers,
+          const char *const *extra_args)
+{
+    double deadline = now_ms() + 10000;
+    pthread_t *tid;
+    int ok = 0;
+
+    memset(d, 0, sizeof *d);
+    signal(SIGPIPE, SIG_IGN);
+    if (write_ini(d, ini_text) < 0)
+        return -1;
+    d->pid = spawn(d, extra_args, &d->errfd);
+    if (d->pid < 0)
+        return -1;
+    tid = malloc(sizeof *tid);
+    if (tid == NULL || pthread_create(tid, NULL, reader_main, d) != 0) {
+        free(tid);
+        kill(d->pid, SIGKILL);
+        return -1;
+    }
+    d->reader = tid;
+    pthread_mutex_lock(&log_lock);
+    while (now_ms() < deadline) {
+        struct timespec ts;
+
+        if (count_listening(d) >= nservers) {
+            ok = 1;
+            break;
+        }
+        if (d->errfd < 0)
+            break;              /* the daemon is gone */
+        clock_gettime(CLOCK_REALTIME, &ts);
+        ts.tv_nsec += 50 * 1000000L;
+        if (ts.tv_nsec >= 1000000000L) {
+            ts.tv_sec++;
+            ts.tv_nsec -= 1000000000L;
+        }
+        pthread_cond_timedwait(&log_cond, &log_lock, &ts);
+    }
+    pthread_mutex_unlock(&log_lock);
+    if (!ok) {
+        fprintf(stderr, "ssd_start: daemon did not announce %d servers\n",
+                nservers);
+        ssd_print_log(d);
+        return -1;
+    }
+    return 0;
+}
+
+const char *
+ssd_addr(const struct ssd *d, const char *name)
+{
+    for (int i = 0; i < d->nlisten; i++)
+        if (strcmp(d->listen[i].name, name) == 0)
+            return d->listen[i].addr;
+    return NULL;
+}
+
+int
+ssd_port(const struct ssd *d, const char *name)
+{
+    const char *a = ssd_addr(d, name);
+    const char *colon = a ? strrchr(a, ':') : NULL;
+
+    return colon ? atoi(colon + 1) : -1;
+}
+
+static int
+wait_exit(struct ssd *d, int timeout_ms)
+{
+    double deadline = now_ms() + timeout_ms;
+    int status;
+
+    while (now_ms() < deadline) {
+        pid_t r = waitpid(d->pid, &status, WNOHANG);
+
+        if (r == d->pid) {
+            d->pid = 0;
+            if (d->reader != NULL) {
+                pthread_join(*(pthread_t *)d->reader, NULL);
+                free(d->reader);
+                d->reader = NULL;
+            }
+            return WIFEXITED(status) ? WEXITSTATUS(status)
+                                     : 128 + WTERMSIG(status);
+        }
+        if (r < 0)
+            return -1;
+        /* the stderr pipe closing is the exit signal we can wait on */
+        pthread_mutex_lock(&log_lock);
+        if (d->errfd >= 0) {
+            struct timespec ts;
+
+            clock_gettime(CLOCK_REALTIME, &ts);
+            ts.tv_nsec += 20 * 1000000L;
+            if (ts.tv_nsec >= 1000000000L) {
+                ts.tv_sec++;
+                ts.tv_nsec -= 1000000000L;
+            }
+            pthread_cond_timedwait(&log_cond, &log_lock, &ts);
+            pthread_mutex_unlock(&log_lock);
+        } else {
+            pthread_mutex_unlock(&log_lock);
+            struct pollfd none;
+
+            poll(&none, 0, 5);  /* a child holds the pipe: wait for exit */
+        }
+    }
+    fprintf(stderr, "ssd: daemon %d did not exit in %d ms\n", (int)d->pid,
+            timeout_ms);
+    ssd_print_log(d);
+    kill(d->pid, SIGKILL);
+    waitpid(d->pid, NULL, 0);
+    d->pid = 0;
+    return -1;
+}
+
+int
+ssd_stop(struct ssd *d, int sig)
+{
+    if (d->pid <= 0)
+        return -1;
+    kill(d->pid, sig);
+    return wait_exit(d, 15000);
+}
+
+int
+ssd_wait(struct ssd *d)
+{
+    return d->pid > 0 ? wait_exit(d, 15000) : -1;
+}
+
+static int
+rm_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw)
+{
+    (void)st;
+    (void)flag;
+    (void)ftw;
+    return remove(path);
+}
+
+void
+ssd_cleanup(struct ssd *d)
+{
+    if (d->pid > 0) {
+        kill(d->pid, SIGKILL);
+        wait_exit(d, 5000);
+    }
+    if (d->errfd < -1)
+        close(-d->errfd - 2);
+    else if (d->errfd > 0)
+        close(d->errfd);
+    d->errfd = 0;
+    if (d->dir[0] != '\0')
+        nftw(d->dir, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
+    free(d->log);
+    d->log = NULL;
+    d->loglen = d->logcap = 0;
+}
+
+bool
+ssd_log_has(struct ssd *d, const char *needle)
+{
+    bool found;
+
+    pthread_mutex_lock(&log_lock);
+    found = d->log != NULL && strstr(d->log, needle) != NULL;
+    pthread_mutex_unlock(&log_lock);
+    return found;
+}
+
+bool
+ssd_log_wait(struct ssd *d, const char *needle, int timeout_ms)
+{
+    double deadline = now_ms() + timeout_ms;
+    bool found = false;
+
+    pthread_mutex_lock(&log_lock);
+    while (!(found = d->log != NULL && strstr(d->log, needle) != NULL) &&
+           now_ms() < deadline) {
+        struct timespec ts;
+
+        clock_gettime(CLOCK_REALTIME, &ts);
+        ts.tv_nsec += 20 * 1000000L;
+        if (ts.tv_nsec >= 1000000000L) {
+            ts.tv_sec++;
+            ts.tv_nsec -= 1000000000L;
+        }
+        pthread_cond_timedwait(&log_cond, &log_lock, &ts);
+    }
+    pthread_mutex_unlock(&log_lock);
+    return found;
+}
+
+void
+ssd_print_log(struct ssd *d)
+{
+    pthread_mutex_lock(&log_lock);
+    fprintf(stderr, "---- daemon log ----\n%s---- end ----\n",
+            d->log ? d->log : "");
+    pthread_mutex_unlock(&log_lock);
+}
+
+int
+ssd_run(const char *ini_text, const char *const *extra_args, char **out)
+{
+    struct ssd d;
+    int status;
+
+    memset(&d, 0, sizeof d);
+    if (write_ini(&d, ini_text) < 0)
+        return -1;
+    d.pid = spawn(&d, extra_args, &d.errfd);
+    if (d.pid < 0)
+        return -1;
+    reader_main(&d);            /* to EOF: the daemon has exited */
+    d.reader = NULL;
+    status = wait_exit(&d, 15000);
+    if (out != NULL) {
+        *out = d.log ? d.log : strdup("");
+        d.log = NULL;
+    }
+    ssd_cleanup(&d);
+    return status;
+}
+
+/* ---- clients ------------------------------------------------------------ */
+
+static int
+parse_addr(const char *addr, struct sockaddr_storage *ss, socklen_t *len)
+{
+    char host[128];
+    const char *colon;
+    size_t n;
+
+    memset(ss, 0, sizeof *ss);
+    if (addr[0] == '/' || addr[0] == '.') {
+        struct sockaddr_un *sun = (struct sockaddr_un *)ss;
+
+        if (strlen(addr) >= sizeof sun->sun_path)
+            return -1;
+        sun->sun_family = AF_UNIX;
+        strncpy(sun->sun_path, addr, sizeof sun->sun_path - 1);
+        *len = sizeof *sun;
+        return 0;
+    }
+    colon = strrchr(addr, ':');
+    if (colon == NULL)
+        return -1;
+    n = (size_t)(colon - addr);
+    if (addr[0] == '[') {
+        addr++;
+        n -= 2;
+    }
+    if (n >= sizeof host)
+        return -1;
+    memcpy(host, addr, n);
+    host[n] = '\0';
+    if (strchr(host, ':') != NULL) {
+        struct sockaddr_in6 *in6 = (struct sockaddr_in6 *)ss;
+
+        in6->sin6_family = AF_INET6;
+        in6->sin6_port = htons((uint16_t)atoi(colon + 1));
+        if (inet_pton(AF_INET6, host, &in6->sin6_addr) != 1)
+            return -1;
+        *len = sizeof *in6;
+    } else {
+        struct sockaddr_in *in = (struct sockaddr_in *)ss;
+
+        in->sin_family = AF_INET;
+        in->sin_port = htons((uint16_t)atoi(colon + 1));
+        if (inet_pton(AF_INET, host, &in->sin_addr) != 1)
+            return -1;
+        *len = sizeof *in;
+    }
+    return 0;
+}
+
+int
+ssd_connect(const char *addr)
+{
+    struct sockaddr_storage ss;
+    socklen_t len;
+    int fd;
+
+    if (addr == NULL || parse_addr(addr, &ss, &len) < 0)
+        return -1;
+    fd = socket(ss.ss_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (fd < 0)
+        return -1;
+    if (connect(fd, (struct sockaddr *)&ss, len) < 0) {
+        close(fd);
+        return -1;
+    }
+    return fd;
+}
+
+int
+ssd_dgram(const char *addr)
+{
+    struct sockaddr_storage ss;
+    socklen_t len;
+    int fd;
+
+    if (addr == NULL || parse_addr(addr, &ss, &len) < 0)
+        return -1;
+    fd = socket(ss.ss_family, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+    if (fd < 0)
+        return -1;
+    if (ss.ss_family == AF_UNIX) {
+        /* autobind an abstract name so that replies can come back */
+        sa_family_t fam = AF_UNIX;
+
+        if (bind(fd, (struct sockaddr *)&fam, sizeof fam) < 0) {
+            close(fd);
+            return -1;
+        }
+    }
+    if (connect(fd, (struct sockaddr *)&ss, len) < 0) {
+        close(fd);
+        return -1;
+    }
+    return fd;
+}
+
+int
+ssd_send_all(int fd, const void *buf, size_t len)
+{
+    const char *p = buf;
+
+    while (len > 0) {
+        ssize_t n = send(fd, p, len, MSG_NOSIGNAL);
+
+        if (n < 0) {
+            if (errno == EINTR)
+                continue;
+            return -1;
+        }
+        p += n;
+        len -= (size_t)n;
+    }
+    return 0;
+}
+
+int
+ssd_send_str(int fd, const char *s)
+{
+    return ssd_send_all(fd, s, strlen(s));
+}
+
+ssize_t
+ssd_recv_some(int fd, void *buf, size_t len, int timeout_ms)
+{
+    struct pollfd pfd = { .fd = fd, .events = POLLIN };
+    int rc;
+
+    do
+        rc = poll(&pfd, 1, timeout_ms);
+    while (rc < 0 && errno == EINTR);
+    if (rc == 0)
+        errno = ETIMEDOUT;
+    if (rc <= 0)
+        return -1;
+    return recv(fd, buf, len, 0);
+}
+
+size_t
+ssd_recv_n(int fd, void *buf, size_t len, int timeout_ms)
+{
+    double deadline = now_ms() + timeout_ms;
+    size_t have = 0;
+
+    while (have < len) {
+        int left = (int)(deadline - now_ms());
+        ssize_t n;
+
+        if (left <= 0)
+            break;
+        n = ssd_recv_some(fd, (char *)buf + have, len - have, left);
+        if (n <= 0)
+            break;
+        have += (size_t)n;
+    }
+    return have;
+}
+
+bool
+ssd_recv_until(int fd, char *buf, size_t size, const char *needle,
+               int timeout_ms)
+{
+    double deadline = now_ms() + timeout_ms;
+    size_t have = 0;
+
+    if (size == 0)
+        return false;
+    buf[0] = '\0';
+    while (have < size - 1) {
+        int left = (int)(deadline - now_ms());
+        ssize_t n;
+
+        if (left <= 0)
+            break;
+        n = ssd_recv_some(fd, buf + have, size - 1 - have, left);
+        if (n <= 0)
+            break;
+        have += (size_t)n;
+        buf[have] = '\0';
+        if (strstr(buf, needle) != NULL)
+            return true;
+    }
+    return strstr(buf, needle) != NULL;
+}
+
+bool
+ssd_closed_within(int fd, int timeout_ms)
+{
+    double deadline = now_ms() + timeout_ms;
+    char buf[4096];
+
+    for (;;) {
+        int left = (int)(deadline - now_ms());
+        ssize_t n;
+
+        if (left <= 0)
+            return false;
+        n = ssd_recv_some(fd, buf, sizeof buf, left);
+        if (n == 0)
+            return true;
+        if (n < 0 && errno == ETIMEDOUT)
+            return false;
+        if (n < 0 && errno != EINTR && errno != EAGAIN)
+            return true;        /* reset */
+    }
+}

@@ -900,7 +900,8 @@ run_stream(void)
  * Opens conns[0..n) with at most SETUP_INFLIGHT unconfirmed at a time, so a
  * listen backlog of 128 never overflows.  A connection is confirmed when
  * confirm() says so (after reading what the server sent, or on a timer).
- * Returns how many were confirmed before the deadline.
+ * Returns how many were confirmed before the deadline, or before 2 s went
+ * by without one more.
  */
 typedef int (*confirm_fn)(struct conn *, ssize_t n, uint64_t now);
 
@@ -909,13 +910,21 @@ setup_conns(struct conn *conns, int n, uint64_t deadline, confirm_fn confirm,
             int (*start)(struct conn *))
 {
     struct epoll_event ev[MAXEV];
-    int next = 0, inflight = 0, ready = 0, failed = 0, i, k;
-    uint64_t now;
+    int next = 0, inflight = 0, ready = 0, failed = 0, i, k, last_ready = 0;
+    uint64_t now, progress = now_ns();
     ssize_t r;
 
     for (i = 0; i < n; i++)
         conns[i].fd = -1;
     while (ready + failed < n && (now = now_ns()) < deadline) {
+        if (ready != last_ready) {
+            last_ready = ready;
+            progress = now;
+        } else if (now - progress > 2000000000u) {
+            fprintf(stderr, "loadgen: setup stalled at %d connections\n",
+                    ready);
+            break;      /* the server takes no more (a max_children limit) */
+        }
         while (inflight < SETUP_INFLIGHT && next < n) {
             struct conn *c = &conns[next];
             c->fd = dial_start(1);

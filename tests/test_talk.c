@@ -176,7 +176,7 @@ now_ms(void)
     return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
-/* ---- the seed loop, in C -------------------------------------------------- */
+/* ---- the seed loop, in C ------------------------------------------------ */
 
 /*
  * A client written exactly like the tutorial's 2.2.x loop: recv(1024), then

@@ -66,10 +66,18 @@ $(B)/tests/%.o: tests/%.c
 	$(CC) $(CFLAGS) $(INIH_CFLAGS) $(CMOCKA_CFLAGS) -Itests \
 	    -DSS_BUILD_DIR='"$(abspath $(B))"' -DSS_SOURCE_DIR='"$(CURDIR)"' -c -o $@ $<
 
-$(B)/tests/%: $(B)/tests/%.o $(TEST_SUPPORT) $(DAEMON_OBJ) $(B)/libsockserv.so
-	$(CC) $(CFLAGS) -o $@ $< $(TEST_SUPPORT) $(DAEMON_OBJ) $(LDFLAGS) \
-	    -L$(B) -lsockserv -Wl,-rpath,'$(abspath $(B))' -Wl,--export-dynamic \
-	    $(INIH_LIBS) $(CMOCKA_LIBS) -ldl
+# unit and integration tests link the core's objects (so unit tests reach
+# its internals, and -Wl,--wrap can script system calls); test_embed links
+# libsockserv.so as an embedding program would.
+TEST_LDLIBS = $(INIH_LIBS) $(CMOCKA_LIBS) -ldl -lm
+WRAP_test_request = -Wl,--wrap=send
+$(B)/tests/test_embed: $(B)/tests/test_embed.o $(TEST_SUPPORT) $(B)/libsockserv.so
+	$(CC) $(CFLAGS) -o $@ $< $(TEST_SUPPORT) $(LDFLAGS) -L$(B) -lsockserv \
+	    -Wl,-rpath,'$(abspath $(B))' $(TEST_LDLIBS)
+
+$(B)/tests/%: $(B)/tests/%.o $(TEST_SUPPORT) $(DAEMON_OBJ) $(LIB_OBJ)
+	$(CC) $(CFLAGS) -o $@ $< $(TEST_SUPPORT) $(DAEMON_OBJ) $(LIB_OBJ) \
+	    $(LDFLAGS) $(WRAP_$*) -Wl,--export-dynamic $(TEST_LDLIBS)
 
 $(B)/tests/plugins/%.so: tests/plugins/%.c core/sockserv.h
 	@mkdir -p $(@D)

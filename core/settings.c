@@ -289,6 +289,19 @@ ss_settings_validate(struct ss_server *srv)
                            s->type_name);
             rc = -1;
         }
+        if (s->host != NULL) {
+            struct addrinfo *res;
+            char err[256];
+
+            if (ss_addr_resolve(s->host, 0, SOCK_STREAM, &res, err,
+                                sizeof err) == 0) {
+                freeaddrinfo(res);
+            } else {
+                ss_server_fail(srv, true, ss_opt_line(srv, "host"), "invalid "
+                               "host \"%s\": %s", s->host, err);
+                rc = -1;
+            }
+        }
         if (s->path != NULL) {
             ss_server_fail(srv, true, ss_opt_line(srv, "path"), "\"path\" "
                            "does not apply to type %s (use \"host\" and "

@@ -1,0 +1,926 @@
+/* test_daemon.c: the real daemon on port 0: every type x mode, IPv6,
+ * config errors and exit statuses, signals, forking limits, half-close,
+ * timeouts, Unix socket files and the tutorial's seed clients. */
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <setjmp.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+#include <netinet/in.h>
+#include <cmocka.h>
+
+#include "support/daemon.h"
+
+static const char *const types[] = { "tcp", "udp", "unix-stream",
+                                     "unix-dgram" };
+static const char *const modes[] = { "sync", "threading", "forking" };
+
+static bool
+is_dgram(const char *type)
+{
+    return strcmp(type, "udp") == 0 || strcmp(type, "unix-dgram") == 0;
+}
+
+/* One message out, the same back (or reply): over a fresh connection. */
+static void
+assert_echo(const char *addr, const char *type, const char *msg,
+            const char *expect)
+{
+    char buf[256];
+    int fd = is_dgram(type) ? ssd_dgram(addr) : ssd_connect(addr);
+    ssize_t n;
+
+    assert_true(fd >= 0);
+    assert_int_equal(ssd_send_str(fd, msg), 0);
+    if (is_dgram(type)) {
+        n = ssd_recv_some(fd, buf, sizeof buf - 1, 5000);
+        assert_true(n > 0);
+        buf[n] = '\0';
+        assert_string_equal(buf, expect);
+    } else {
+        assert_true(ssd_recv_until(fd, buf, sizeof buf, expect, 5000));
+        assert_string_equal(buf, expect);
+        /* a second message on the same connection, again no newline */
+        assert_int_equal(ssd_send_str(fd, msg), 0);
+        assert_true(ssd_recv_until(fd, buf, sizeof buf, expect, 5000));
+    }
+    close(fd);
+}
+
+static size_t
+appendf(char *buf, size_t size, size_t used, const char *fmt, ...)
+{
+    va_list ap;
+    int n;
+
+    if (used >= size)
+        return used;
+    va_start(ap, fmt);
+    n = vsnprintf(buf + used, size - used, fmt, ap);
+    va_end(ap);
+    return n > 0 ? used + (size_t)n : used;
+}
+
+static size_t
+add_server(char *ini, size_t size, size_t used, const char *name,
+           const char *type, const char *mode, const char *extra)
+{
+    used = appendf(ini, size, used, "[%s]\nhandler = echo\ntype = %s\n"
+                   "mode = %s\n", name, type, mode);
+    if (strncmp(type, "unix", 4) == 0)
+        used = appendf(ini, size, used, "path = @DIR@/%s.sock\n", name);
+    else
+        used = appendf(ini, size, used, "host = 127.0.0.1\nport = 0\n");
+    return appendf(ini, size, used, "%s\n", extra ? extra : "");
+}
+
+/* All twelve type x mode combinations side by side in one daemon. */
+static void
+test_daemon_twelve_combinations(void **state)
+{
+    char ini[8192], name[64], path[512];
+    size_t used = 0;
+    struct ssd d;
+
+    (void)state;
+    for (size_t t = 0; t < 4; t++)
+        for (size_t m = 0; m < 3; m++) {
+            snprintf(name, sizeof name, "%s-%s", types[t], modes[m]);
+            used = add_server(ini, sizeof ini, used, name, types[t],
+                              modes[m], NULL);
+        }
+    assert_int_equal(ssd_start(&d, ini, 12, NULL), 0);
+    for (size_t t = 0; t < 4; t++)
+        for (size_t m = 0; m < 3; m++) {
+            char want[96];
+
+            snprintf(name, sizeof name, "%s-%s", types[t], modes[m]);
+            const char *addr = ssd_addr(&d, name);
+
+            assert_non_null(addr);
+            if (strncmp(types[t], "unix", 4) != 0) {
+                assert_true(ssd_port(&d, name) > 0);    /* port 0 chosen */
+            }
+            snprintf(want, sizeof want, "%s: listening on %s (%s, %s)", name,
+                     addr, types[t], modes[m]);
+            assert_true(ssd_log_has(&d, want));
+            assert_echo(addr, types[t], "hi", "hi");
+        }
+    assert_int_equal(ssd_stop(&d, SIGTERM), 0);
+    /* each Unix server removed its own socket file */
+    snprintf(path, sizeof path, "%s/unix-stream-sync.sock", d.dir);
+    assert_int_equal(access(path, F_OK), -1);
+    snprintf(path, sizeof path, "%s/unix-dgram-forking.sock", d.dir);
+    assert_int_equal(access(path, F_OK), -1);
+    ssd_cleanup(&d);
+}
+
+static void
+test_daemon_reply_option(void **state)
+{
+    char ini[4096];
+    size_t used = 0;
+    struct ssd d;
+
+    (void)state;
+    used = add_server(ini, sizeof ini, used, "t", "tcp", "threading",
+                      "reply = ok\\n");
+    used = add_server(ini, sizeof ini, used, "u", "udp", "forking",
+                      "reply = hello, my name is server");
+    assert_int_equal(ssd_start(&d, ini, 2, NULL), 0);
+    assert_echo(ssd_addr(&d, "t"), "tcp", "anything", "ok\n");
+    assert_echo(ssd_addr(&d, "u"), "udp", "x", "hello, my name is server");
+    assert_int_equal(ssd_stop(&d, SIGINT), 0);
+    ssd_cleanup(&d);
+}
+
+static void
+test_daemon_ipv6(void **state)
+{
+    static const char ini[] =
+        "[t6]\nhandler = echo\ntype = tcp\nmode = threading\nhost = ::1\n"
+        "port = 0\n"
+        "[u6]\nhandler = echo\ntype = udp\nhost = ::1\nport = 0\n";
+    struct ssd d;
+
+    (void)state;
+    assert_int_equal(ssd_start(&d, ini, 2, NULL), 0);
+    assert_true(strncmp(ssd_addr(&d, "t6"), "[::1]:", 6) == 0);
+    assert_true(ssd_port(&d, "t6") > 0);
+    assert_echo(ssd_addr(&d, "t6"), "tcp", "six", "six");
+    assert_echo(ssd_addr(&d, "u6"), "udp", "six", "six");
+    assert_int_equal(ssd_stop(&d, SIGTERM), 0);
+    ssd_cleanup(&d);
+}
+
+/* ---- configuration errors: FILE:LINE: message, exit 2 ------------------ */
+
+struct bad_conf {
+    const char *ini;
+    const char *expect;         /* in the output, after "DIR/test.ini" */
+};
+
+static void
+test_daemon_config_errors(void **state)
+{
+    static const struct bad_conf cases[] = {
+        { "[e]\nhandler = echo\nport = 0\nbogus = 1\n",
+          ":4: unknown key \"bogus\"" },
+        { "[e]\nhandler = echo\ntype = tpc\nport = 0\n",
+          ":3: invalid type \"tpc\" (tcp, udp, unix-stream, unix-dgram)" },
+        { "[e]\nhandler = echo\nmode = threads\nport = 0\n",
+          ":3: invalid mode \"threads\" (sync, threading, forking)" },
+        { "[e]\nhandler = echo\nport = 70000\n",
+          ":3: invalid port \"70000\" (0-65535)" },
+        { "[e]\nhandler = echo\nport = 0\nhost = no-such-host.invalid\n",
+          ":4: invalid host \"no-such-host.invalid\"" },
+        { "[e]\ntype = tcp\nport = 0\n", ":1: [e]: missing \"handler\"" },
+        { "[e]\nhandler = nosuch\nport = 0\n",
+          ":2: handler \"nosuch\": nosuch.so not found in " },
+        { "[e]\nhandler = echo\n", ":1: [e]: type tcp needs \"port\"" },
+        { "[e]\nhandler = echo\ntype = unix-stream\n",
+          ":1: [e]: type unix-stream needs \"path\"" },
+        { "[e]\nhandler = echo\nport = 1\nport = 2\n",
+          ":4: duplicate key \"port\" in [e] (first on line 3)" },
+        { "port = 1\n[e]\nhandler = echo\nport = 0\n",
+          ":1: \"port\" outside any section" },
+        { "[e]\nhandler = echo\n  port = 0\n", ":3: indented line" },
+        { "[e\nhandler = echo\n", ":1: invalid section header" },
+        { "[global]\nlog_level = loud\n[e]\nhandler = echo\nport = 0\n",
+          ":2: invalid log_level \"loud\"" },
+        { "[global]\nfoo = 1\n[e]\nhandler = echo\nport = 0\n",
+          ":2: unknown key \"foo\" in [global]" },
+        { "[e]\nhandler = echo\nport = 0\ntimeout = soon\n",
+          ":4: invalid timeout \"soon\"" },
+        { "[e]\nhandler = echo\nport = 0\nallow_reuse_address = maybe\n",
+          ":4: invalid allow_reuse_address \"maybe\"" },
+        { "[e]\nhandler = bogus.so\nport = 0\n", "bogus.so: cannot load: " },
+        { "", "no servers" },
+    };
+    (void)state;
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        char *out = NULL;
+        int status;
+
+        if (strstr(cases[i].ini, "bogus.so") != NULL) {
+            /* a file that is not a plugin, written by the test */
+            char dir[] = "/tmp/sockserv-bogus-XXXXXX", so[64], ini[256];
+            FILE *fp;
+
+            assert_non_null(mkdtemp(dir));
+            snprintf(so, sizeof so, "%s/bogus.so", dir);
+            fp = fopen(so, "w");
+            assert_non_null(fp);
+            fputs("not an ELF file\n", fp);
+            fclose(fp);
+            snprintf(ini, sizeof ini, "[e]\nhandler = %s\nport = 0\n", so);
+            status = ssd_run(ini, NULL, &out);
+            unlink(so);
+            rmdir(dir);
+        } else {
+            status = ssd_run(cases[i].ini, NULL, &out);
+        }
+        if (status != 2 || strstr(out, cases[i].expect) == NULL ||
+            strstr(out, "test.ini") == NULL)
+            fprintf(stderr, "case %zu: status %d, want \"%s\" in:\n%s\n", i,
+                    status, cases[i].expect, out);
+        assert_int_equal(status, 2);
+        assert_non_null(strstr(out, cases[i].expect));
+        free(out);
+    }
+}
+
+/* Several errors in one file: every one is reported. */
+static void
+test_daemon_config_reports_every_error(void **state)
+{
+    static const char ini[] =
+        "[a]\nhandler = echo\ntype = tpc\nport = 0\n"
+        "[b]\nhandler = echo\nport = -1\nfoo = 1\n";
+    char *out = NULL;
+
+    (void)state;
+    assert_int_equal(ssd_run(ini, NULL, &out), 2);
+    assert_non_null(strstr(out, "test.ini:3: invalid type"));
+    assert_non_null(strstr(out, "test.ini:7: invalid port"));
+    free(out);
+}
+
+static void
+run_plain(const char *const *argv, int *status, char *out, size_t size)
+{
+    int pfd[2];
+    pid_t pid;
+    size_t have = 0;
+    ssize_t n;
+
+    assert_int_equal(pipe(pfd), 0);
+    pid = fork();
+    assert_true(pid >= 0);
+    if (pid == 0) {
+        dup2(pfd[1], 1);
+        dup2(pfd[1], 2);
+        close(pfd[0]);
+        execv(argv[0], (char *const *)argv);
+        _exit(127);
+    }
+    close(pfd[1]);
+    while (have < size - 1 &&
+           (n = read(pfd[0], out + have, size - 1 - have)) > 0)
+        have += (size_t)n;
+    out[have] = '\0';
+    close(pfd[0]);
+    assert_int_equal(waitpid(pid, status, 0), pid);
+    *status = WIFEXITED(*status) ? WEXITSTATUS(*status) : -1;
+}
+
+static void
+test_daemon_command_line(void **state)
+{
+    char out[8192], exe[512];
+    int status;
+
+    (void)state;
+    snprintf(exe, sizeof exe, "%s", ssd_build_path("sockserv"));
+    run_plain((const char *[]){ exe, "-V", NULL }, &status, out, sizeof out);
+    assert_int_equal(status, 0);
+    assert_non_null(strstr(out, "sockserv 0."));
+    run_plain((const char *[]){ exe, "--version", NULL }, &status, out,
+              sizeof out);
+    assert_int_equal(status, 0);
+    run_plain((const char *[]){ exe, "-h", NULL }, &status, out, sizeof out);
+    assert_int_equal(status, 0);
+    assert_non_null(strstr(out, "usage: sockserv"));
+    run_plain((const char *[]){ exe, "--bogus", NULL }, &status, out,
+              sizeof out);
+    assert_int_equal(status, 2);
+    run_plain((const char *[]){ exe, NULL }, &status, out, sizeof out);
+    assert_int_equal(status, 2);
+    run_plain((const char *[]){ exe, "-l", "loud", "x.ini", NULL }, &status,
+              out, sizeof out);
+    assert_int_equal(status, 2);
+    assert_non_null(strstr(out, "invalid log level \"loud\""));
+    run_plain((const char *[]){ exe, "/nonexistent/x.ini", NULL }, &status,
+              out, sizeof out);
+    assert_int_equal(status, 2);
+    assert_non_null(strstr(out, "/nonexistent/x.ini: cannot open: No such "
+                            "file or directory"));
+}
+
+static void
+test_daemon_check(void **state)
+{
+    char *out = NULL;
+
+    (void)state;
+    assert_int_equal(ssd_run("[e]\nhandler = echo\nport = 0\n",
+                             (const char *[]){ "--check", NULL }, &out), 0);
+    assert_non_null(strstr(out, "configuration ok (1 server)"));
+    assert_null(strstr(out, "listening on"));
+    free(out);
+    assert_int_equal(ssd_run("[e]\nhandler = echo\nport = 0\nx = 1\n",
+                             (const char *[]){ "-t", NULL }, &out), 2);
+    assert_non_null(strstr(out, "test.ini:4: unknown key \"x\""));
+    free(out);
+}
+
+/* -P, SOCKSERV_PLUGIN_PATH and [global] plugin_path find NAME.so. */
+static void
+test_daemon_plugin_path(void **state)
+{
+    char dir[] = "/tmp/sockserv-plugins-XXXXXX", so[600], cmd[1400];
+    char ini[1024], *out = NULL;
+    struct ssd d;
+
+    (void)state;
+    assert_non_null(mkdtemp(dir));
+    snprintf(so, sizeof so, "%s/echo2.so", dir);
+    snprintf(cmd, sizeof cmd, "cp %s %s", ssd_build_path("handlers/echo.so"),
+             so);
+    assert_int_equal(system(cmd), 0);
+    static const char base[] = "[e]\nhandler = echo2\nport = 0\n";
+
+    assert_int_equal(ssd_run(base, NULL, &out), 2);
+    assert_non_null(strstr(out, "handler \"echo2\": echo2.so not found"));
+    free(out);
+    assert_int_equal(ssd_start(&d, base, 1, (const char *[]){ "-P", dir,
+                                                              NULL }), 0);
+    assert_echo(ssd_addr(&d, "e"), "tcp", "p", "p");
+    assert_int_equal(ssd_stop(&d, SIGTERM), 0);
+    ssd_cleanup(&d);
+    setenv("SOCKSERV_PLUGIN_PATH", dir, 1);
+    assert_int_equal(ssd_start(&d, base, 1, NULL), 0);
+    assert_int_equal(ssd_stop(&d, SIGTERM), 0);
+    ssd_cleanup(&d);
+    unsetenv("SOCKSERV_PLUGIN_PATH");
+    snprintf(ini, sizeof ini, "[global]\nplugin_path = %s\n%s", dir, base);
+    assert_int_equal(ssd_start(&d, ini, 1, NULL), 0);
+    assert_int_equal(ssd_stop(&d, SIGTERM), 0);
+    ssd_cleanup(&d);
+    unlink(so);
+    rmdir(dir);
+}
+
+/* A bind failure exits 1 and names the address and the reason. */
+static void
+test_daemon_bind_failure(void **state)
+{
+    struct sockaddr_in sin = { .sin_family = AF_INET };
+    socklen_t len = sizeof sin;
+    char ini[256], want[128], *out = NULL;
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+
+    (void)state;
+    sin.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    assert_int_equal(bind(fd, (struct sockaddr *)&sin, sizeof sin), 0);
+    assert_int_equal(listen(fd, 1), 0);
+    assert_int_equal(getsockname(fd, (struct sockaddr *)&sin, &len), 0);
+    snprintf(ini, sizeof ini, "[e]\nhandler = echo\nport = %d\n",
+             ntohs(sin.sin_port));
+    assert_int_equal(ssd_run(ini, NULL, &out), 1);
+    snprintf(want, sizeof want, "e: bind 127.0.0.1:%d: Address already in "
+             "use", ntohs(sin.sin_port));
+    assert_non_null(strstr(out, want));
+    free(out);
+    close(fd);
+}
+
+/* SIGTERM: no new connections, the running one finishes, exit 0. */
+static void
+test_daemon_sigterm_finishes_running(void **state)
+{
+    static const char ini[] =
+        "[e]\nhandler = echo\ntype = tcp\nmode = threading\nport = 0\n";
+    char buf[64], addr[160];
+    struct ssd d;
+    int fd, late;
+
+    (void)state;
+    assert_int_equal(ssd_start(&d, ini, 1, NULL), 0);
+    snprintf(addr, sizeof addr, "%s", ssd_addr(&d, "e"));
+    fd = ssd_connect(addr);
+    assert_int_equal(ssd_send_str(fd, "one"), 0);
+    assert_true(ssd_recv_until(fd, buf, sizeof buf, "one", 5000));
+    kill(d.pid, SIGTERM);
+    assert_true(ssd_log_wait(&d, "shutting down", 5000));
+    /* the running request still works */
+    assert_int_equal(ssd_send_str(fd, "two"), 0);
+    assert_true(ssd_recv_until(fd, buf, sizeof buf, "two", 5000));
+    /* new connections are refused once the listener is closed */
+    for (int i = 0; i < 100; i++) {
+        late = ssd_connect(addr);
+        if (late < 0)
+            break;
+        close(late);
+        struct pollfd none;
+
+        poll(&none, 0, 10);
+    }
+    assert_int_equal(late, -1);
+    close(fd);
+    assert_int_equal(ssd_wait(&d), 0);
+    ssd_cleanup(&d);
+}
+
+/* A request that will not end is cut after shutdown_timeout; exit 0. */
+static void
+test_daemon_shutdown_timeout(void **state)
+{
+    static const char *const ms[] = { "sync", "threading", "forking" };
+
+    (void)state;
+    for (size_t m = 0; m < 3; m++) {
+        char ini[256], buf[16];
+        struct ssd d;
+        int fd;
+
+        snprintf(ini, sizeof ini, "[e]\nhandler = echo\nmode = %s\nport = 0"
+                 "\nshutdown_timeout = 0.3\n", ms[m]);
+        assert_int_equal(ssd_start(&d, ini, 1, NULL), 0);
+        fd = ssd_connect(ssd_addr(&d, "e"));
+        assert_int_equal(ssd_send_str(fd, "x"), 0);
+        assert_true(ssd_recv_until(fd, buf, sizeof buf, "x", 5000));
+        assert_int_equal(ssd_stop(&d, SIGTERM), 0);
+        assert_true(ssd_closed_within(fd, 5000));
+        close(fd);
+        ssd_cleanup(&d);
+    }
+}
+
+/* ---- forking: max_children and no zombies -------------------------------- */
+
+/* Counts the daemon's child processes (any state) and its zombies. */
+static int
+count_children(pid_t parent, int *zombies)
+{
+    DIR *dir = opendir("/proc");
+    struct dirent *e;
+    int n = 0;
+
+    *zombies = 0;
+    if (dir == NULL)
+        return -1;
+    while ((e = readdir(dir)) != NULL) {
+        char path[300], line[256];
+        FILE *fp;
+        int ppid = -1;
+        char st = '?';
+
+        if (e->d_name[0] < '0' || e->d_name[0] > '9')
+            continue;
+        snprintf(path, sizeof path, "/proc/%s/status", e->d_name);
+        fp = fopen(path, "r");
+        if (fp == NULL)
+            continue;
+        while (fgets(line, sizeof line, fp) != NULL) {
+            if (strncmp(line, "State:", 6) == 0)
+                sscanf(line + 6, " %c", &st);
+            else if (strncmp(line, "PPid:", 5) == 0)
+                ppid = atoi(line + 5);
+        }
+        fclose(fp);
+        if (ppid == parent) {
+            n++;
+            if (st == 'Z')
+                (*zombies)++;
+        }
+    }
+    closedir(dir);
+    return n;
+}
+
+static void
+test_daemon_forking_max_children(void **state)
+{
+    static const char ini[] =
+        "[f]\nhandler = echo\ntype = tcp\nmode = forking\nport = 0\n"
+        "max_children = 2\n";
+    char buf[64];
+    int fds[5], zombies = 0, n;
+    struct ssd d;
+
+    (void)state;
+    assert_int_equal(ssd_start(&d, ini, 1, NULL), 0);
+    for (int i = 0; i < 5; i++) {
+        fds[i] = ssd_connect(ssd_addr(&d, "f"));
+        assert_true(fds[i] >= 0);       /* the backlog takes them */
+        assert_int_equal(ssd_send_str(fds[i], "m"), 0);
+    }
+    /* two are served, the rest wait for a child to finish */
+    assert_true(ssd_recv_until(fds[0], buf, sizeof buf, "m", 5000));
+    assert_true(ssd_recv_until(fds[1], buf, sizeof buf, "m", 5000));
+    assert_int_equal(ssd_recv_some(fds[2], buf, sizeof buf, 300), -1);
+    assert_int_equal(count_children(d.pid, &zombies), 2);
+    close(fds[0]);
+    assert_true(ssd_recv_until(fds[2], buf, sizeof buf, "m", 5000));
+    close(fds[1]);
+    close(fds[2]);
+    assert_true(ssd_recv_until(fds[3], buf, sizeof buf, "m", 5000));
+    assert_true(ssd_recv_until(fds[4], buf, sizeof buf, "m", 5000));
+    close(fds[3]);
+    close(fds[4]);
+    /* every child is reaped as it exits: none left, no zombie */
+    for (int i = 0; i < 500; i++) {
+        n = count_children(d.pid, &zombies);
+        if (n == 0)
+            break;
+        struct pollfd none;
+
+        poll(&none, 0, 10);
+    }
+    assert_int_equal(n, 0);
+    assert_int_equal(zombies, 0);
+    assert_int_equal(ssd_stop(&d, SIGTERM), 0);
+    ssd_cleanup(&d);
+}
+
+/* ---- 64 KiB of binary, then a half-close: all of it comes back ------------ */
+
+static void
+test_daemon_halfclose_64k(void **state)
+{
+    static const char *const st[] = { "tcp", "unix-stream" };
+    unsigned char *out = malloc(65536), *in = malloc(65536 + 1);
+    char ini[4096], name[64];
+    size_t used = 0;
+    struct ssd d;
+
+    (void)state;
+    srand(7);
+    for (size_t i = 0; i < 65536; i++)
+        out[i] = (unsigned char)rand();
+    for (size_t t = 0; t < 2; t++)
+        for (size_t m = 0; m < 3; m++) {
+            snprintf(name, sizeof name, "%s-%s", st[t], modes[m]);
+            used = add_server(ini, sizeof ini, used, name, st[t], modes[m],
+                              NULL);
+        }
+    assert_int_equal(ssd_start(&d, ini, 6, NULL), 0);
+    for (size_t t = 0; t < 2; t++)
+        for (size_t m = 0; m < 3; m++) {
+            int fd;
+
+            snprintf(name, sizeof name, "%s-%s", st[t], modes[m]);
+            fd = ssd_connect(ssd_addr(&d, name));
+            assert_true(fd >= 0);
+            /* the echo comes back while we send: read it concurrently */
+            size_t sent = 0, got = 0;
+
+            while (got < 65536) {
+                struct pollfd p = { .fd = fd, .events = POLLIN |
+                                    (sent < 65536 ? POLLOUT : 0) };
+
+                assert_true(poll(&p, 1, 5000) > 0);
+                if ((p.revents & POLLOUT) && sent < 65536) {
+                    ssize_t k = send(fd, out + sent, 65536 - sent,
+                                     MSG_DONTWAIT);
+
+                    assert_true(k > 0);
+                    sent += (size_t)k;
+                    if (sent == 65536)
+                        shutdown(fd, SHUT_WR);
+                }
+                if (p.revents & POLLIN) {
+                    ssize_t k = recv(fd, in + got, 65536 + 1 - got, 0);
+
+                    assert_true(k > 0);
+                    got += (size_t)k;
+                }
+            }
+            assert_int_equal(got, 65536);
+            assert_memory_equal(in, out, 65536);
+            assert_true(ssd_closed_within(fd, 5000));   /* then EOF */
+            close(fd);
+        }
+    assert_int_equal(ssd_stop(&d, SIGTERM), 0);
+    ssd_cleanup(&d);
+    free(out);
+    free(in);
+}
+
+/* timeout: a silent connection is closed, a talking one is not. */
+static void
+test_daemon_timeout_closes_silent(void **state)
+{
+    static const char ini[] =
+        "[e]\nhandler = echo\nmode = threading\nport = 0\ntimeout = 0.5\n";
+    struct ssd d;
+    char buf[16];
+    int quiet, busy;
+
+    (void)state;
+    assert_int_equal(ssd_start(&d, ini, 1, NULL), 0);
+    quiet = ssd_connect(ssd_addr(&d, "e"));
+    busy = ssd_connect(ssd_addr(&d, "e"));
+    for (int i = 0; i < 4; i++) {       /* 4 x 0.2 s: busy stays under 0.5 */
+        assert_int_equal(ssd_send_str(busy, "b"), 0);
+        assert_true(ssd_recv_until(busy, buf, sizeof buf, "b", 2000));
+        assert_int_equal(ssd_recv_some(busy, buf, sizeof buf, 200), -1);
+    }
+    assert_true(ssd_closed_within(quiet, 3000));
+    assert_int_equal(ssd_send_str(busy, "c"), 0);
+    assert_true(ssd_recv_until(busy, buf, sizeof buf, "c", 2000));
+    assert_true(ssd_log_wait(&d, "silent for 0.5s, closed", 2000));
+    close(quiet);
+    close(busy);
+    assert_int_equal(ssd_stop(&d, SIGTERM), 0);
+    ssd_cleanup(&d);
+}
+
+/* A stale socket file is replaced; another kind of file is not touched. */
+static void
+test_daemon_unix_stale_socket(void **state)
+{
+    char dir[] = "/tmp/sockserv-stale-XXXXXX", path[100], ini[512];
+    struct sockaddr_un sun = { .sun_family = AF_UNIX };
+    char *out = NULL;
+    struct ssd d;
+    int fd;
+
+    (void)state;
+    assert_non_null(mkdtemp(dir));
+    snprintf(path, sizeof path, "%s/s.sock", dir);
+    snprintf(sun.sun_path, sizeof sun.sun_path, "%s", path);
+    fd = socket(AF_UNIX, SOCK_STREAM, 0);
+    assert_int_equal(bind(fd, (struct sockaddr *)&sun, sizeof sun), 0);
+    close(fd);                  /* the file stays: stale */
+    snprintf(ini, sizeof ini, "[s]\nhandler = echo\ntype = unix-stream\n"
+             "path = %s\n", path);
+    assert_int_equal(ssd_start(&d, ini, 1, NULL), 0);
+    assert_echo(path, "unix-stream", "u", "u");
+    /* a second daemon on the same, live, path fails and leaves it alone */
+    assert_int_equal(ssd_run(ini, NULL, &out), 1);
+    assert_non_null(strstr(out, "Address already in use"));
+    free(out);
+    assert_echo(path, "unix-stream", "v", "v");
+    assert_int_equal(ssd_stop(&d, SIGTERM), 0);
+    assert_int_equal(access(path, F_OK), -1);
+    ssd_cleanup(&d);
+    /* a regular file at the path is never removed */
+    fd = open(path, O_CREAT | O_WRONLY, 0600);
+    close(fd);
+    assert_int_equal(ssd_run(ini, NULL, &out), 1);
+    assert_non_null(strstr(out, "File exists"));
+    assert_int_equal(access(path, F_OK), 0);
+    free(out);
+    unlink(path);
+    rmdir(dir);
+}
+
+/* ---- misbehaving clients -------------------------------------------------- */
+
+static long
+rss_kib(pid_t pid)
+{
+    char path[64], line[256];
+    long kib = -1;
+    FILE *fp;
+
+    snprintf(path, sizeof path, "/proc/%d/status", (int)pid);
+    fp = fopen(path, "r");
+    if (fp == NULL)
+        return -1;
+    while (fgets(line, sizeof line, fp) != NULL)
+        if (strncmp(line, "VmRSS:", 6) == 0)
+            kib = atol(line + 6);
+    fclose(fp);
+    return kib;
+}
+
+/* Garbage, resets, silent connects and half-closes: the others keep their
+ * echo, the daemon lives and its memory stays flat. */
+static void
+test_daemon_bad_clients(void **state)
+{
+    static const char ini[] =
+        "[e]\nhandler = echo\nmode = threading\nport = 0\n";
+    struct linger lg = { .l_onoff = 1, .l_linger = 0 };
+    struct ssd d;
+    char buf[64], junk[3000];
+    long before = 0, after;
+    int good;
+
+    (void)state;
+    for (size_t i = 0; i < sizeof junk; i++)
+        junk[i] = (char)(i * 131 + 7);
+    assert_int_equal(ssd_start(&d, ini, 1, NULL), 0);
+    good = ssd_connect(ssd_addr(&d, "e"));
+    for (int round = 0; round < 2; round++) {
+        for (int i = 0; i < 400; i++) {
+            int fd = ssd_connect(ssd_addr(&d, "e"));
+
+            assert_true(fd >= 0);
+            switch (i % 4) {
+            case 0:             /* garbage, then a reset */
+                ssd_send_all(fd, junk, sizeof junk);
+                setsockopt(fd, SOL_SOCKET, SO_LINGER, &lg, sizeof lg);
+                break;
+            case 1:             /* connect and vanish */
+                break;
+            case 2:             /* half-close with nothing sent */
+                shutdown(fd, SHUT_WR);
+                assert_true(ssd_closed_within(fd, 5000));
+                break;
+            case 3:             /* reset at once */
+                setsockopt(fd, SOL_SOCKET, SO_LINGER, &lg, sizeof lg);
+                break;
+            }
+            close(fd);
+            if (i % 50 == 0) {
+                assert_int_equal(ssd_send_str(good, "g"), 0);
+                assert_true(ssd_recv_until(good, buf, sizeof buf, "g",
+                                           5000));
+            }
+        }
+        if (round == 0)
+            before = rss_kib(d.pid);
+    }
+    after = rss_kib(d.pid);
+    assert_true(before > 0);
+    if (after > before + 1024)
+        fprintf(stderr, "rss grew from %ld to %ld KiB\n", before, after);
+    assert_true(after <= before + 1024);
+    assert_int_equal(ssd_stop(&d, SIGTERM), 0);
+    ssd_cleanup(&d);
+}
+
+/* ---- the tutorial's clients, unchanged ------------------------------------ */
+
+/* Runs a seed client with stdin text against port; returns its stdout. */
+static char *
+run_seed(const char *client, int port, const char *input)
+{
+    char cmd[1024], path[512];
+    char *out = malloc(65536);
+    size_t have = 0;
+    FILE *fp;
+    int in[2], outp[2];
+    pid_t pid;
+    ssize_t n;
+
+    snprintf(path, sizeof path, "%s/../shared/seed_clients/%s",
+             SS_SOURCE_DIR, client);
+    snprintf(cmd, sizeof cmd, "%d", port);
+    assert_int_equal(pipe(in), 0);
+    assert_int_equal(pipe(outp), 0);
+    pid = fork();
+    if (pid == 0) {
+        dup2(in[0], 0);
+        dup2(outp[1], 1);
+        dup2(outp[1], 2);
+        close(in[1]);
+        close(outp[0]);
+        setenv("SOCKSERV_HOST", "127.0.0.1", 1);
+        setenv("SOCKSERV_PORT", cmd, 1);
+        alarm(20);              /* a client that hangs fails the test */
+        execlp("python3", "python3", "-u", path, (char *)NULL);
+        _exit(127);
+    }
+    close(in[0]);
+    close(outp[1]);
+    fp = fdopen(in[1], "w");
+    fputs(input, fp);
+    fclose(fp);                 /* EOF ends the clients that read to EOF */
+    while (have < 65535 && (n = read(outp[0], out + have,
+                                     65535 - have)) > 0)
+        have += (size_t)n;
+    out[have] = '\0';
+    close(outp[0]);
+    waitpid(pid, NULL, 0);
+    return out;
+}
+
+static void
+test_daemon_seed_clients(void **state)
+{
+    static const char utf8_reply[] = "已经成功接收您发送的消息";
+    char ini[4096];
+    size_t used = 0;
+    struct ssd d;
+
+    (void)state;
+    for (size_t m = 0; m < 3; m++) {
+        char name[32];
+
+        snprintf(name, sizeof name, "t-%s", modes[m]);
+        used = add_server(ini, sizeof ini, used, name, "tcp", modes[m],
+                          NULL);
+        snprintf(name, sizeof name, "r-%s", modes[m]);
+        used = appendf(ini, sizeof ini, used, "[%s]\nhandler = echo\nmode = "
+                       "%s\nport = 0\nreply = %s\n", name, modes[m],
+                       utf8_reply);
+        snprintf(name, sizeof name, "u-%s", modes[m]);
+        used = add_server(ini, sizeof ini, used, name, "udp", modes[m],
+                          NULL);
+        snprintf(name, sizeof name, "ur-%s", modes[m]);
+        used = appendf(ini, sizeof ini, used, "[%s]\nhandler = echo\ntype = "
+                       "udp\nmode = %s\nport = 0\nreply = hello, my name is "
+                       "server\n", name, modes[m]);
+    }
+    assert_int_equal(ssd_start(&d, ini, 12, NULL), 0);
+    for (size_t m = 0; m < 3; m++) {
+        char name[32], *out;
+
+        snprintf(name, sizeof name, "t-%s", modes[m]);
+        out = run_seed("ss_tcp_client_2_4_2.py", ssd_port(&d, name),
+                       "hello\nworld\nBYE\n");
+        assert_non_null(strstr(out, "b'hello'"));
+        assert_non_null(strstr(out, "b'world'"));
+        free(out);
+
+        snprintf(name, sizeof name, "r-%s", modes[m]);
+        out = run_seed("ss_tcp_client_2_4_2.py", ssd_port(&d, name),
+                       "hello\nBYE\n");
+        /* the client prints the bytes' repr: the reply's UTF-8 escapes */
+        assert_non_null(strstr(out, "b'\\xe5\\xb7\\xb2"));
+        free(out);
+
+        snprintf(name, sizeof name, "u-%s", modes[m]);
+        out = run_seed("udp_client_2_3_2.py", ssd_port(&d, name),
+                       "ping\npong\nBYE\n");
+        assert_non_null(strstr(out, "(b'ping', ('127.0.0.1', "));
+        assert_non_null(strstr(out, "(b'pong', ('127.0.0.1', "));
+        free(out);
+        out = run_seed("ss_udp_client_2_4_3.py", ssd_port(&d, name),
+                       "one\ntwo\n");
+        assert_non_null(strstr(out, "say :  b'one'"));
+        assert_non_null(strstr(out, "say :  b'two'"));
+        free(out);
+
+        snprintf(name, sizeof name, "ur-%s", modes[m]);
+        out = run_seed("udp_client_2_3_2.py", ssd_port(&d, name),
+                       "hi\nBYE\n");
+        assert_non_null(strstr(out, "b'hello, my name is server'"));
+        free(out);
+        out = run_seed("ss_udp_client_2_4_3.py", ssd_port(&d, name),
+                       "hi\n");
+        assert_non_null(strstr(out, "say :  b'hello, my name is server'"));
+        free(out);
+    }
+    assert_int_equal(ssd_stop(&d, SIGTERM), 0);
+    ssd_cleanup(&d);
+}
+
+/* A datagram over max_packet_size is dropped and logged, not truncated. */
+static void
+test_daemon_max_packet_size(void **state)
+{
+    static const char ini[] =
+        "[u]\nhandler = echo\ntype = udp\nport = 0\nmax_packet_size = 100\n";
+    char big[200], buf[256];
+    struct ssd d;
+    int fd;
+
+    (void)state;
+    memset(big, 'x', sizeof big);
+    assert_int_equal(ssd_start(&d, ini, 1, NULL), 0);
+    fd = ssd_dgram(ssd_addr(&d, "u"));
+    assert_int_equal(send(fd, big, 101, 0), 101);
+    assert_true(ssd_log_wait(&d, "datagram of 101 bytes is over "
+                             "max_packet_size 100, dropped", 5000));
+    assert_int_equal(send(fd, big, 100, 0), 100);
+    assert_int_equal(ssd_recv_some(fd, buf, sizeof buf, 5000), 100);
+    close(fd);
+    assert_int_equal(ssd_stop(&d, SIGTERM), 0);
+    ssd_cleanup(&d);
+}
+
+int
+main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_daemon_twelve_combinations),
+        cmocka_unit_test(test_daemon_reply_option),
+        cmocka_unit_test(test_daemon_ipv6),
+        cmocka_unit_test(test_daemon_config_errors),
+        cmocka_unit_test(test_daemon_config_reports_every_error),
+        cmocka_unit_test(test_daemon_command_line),
+        cmocka_unit_test(test_daemon_check),
+        cmocka_unit_test(test_daemon_plugin_path),
+        cmocka_unit_test(test_daemon_bind_failure),
+        cmocka_unit_test(test_daemon_sigterm_finishes_running),
+        cmocka_unit_test(test_daemon_shutdown_timeout),
+        cmocka_unit_test(test_daemon_forking_max_children),
+        cmocka_unit_test(test_daemon_halfclose_64k),
+        cmocka_unit_test(test_daemon_timeout_closes_silent),
+        cmocka_unit_test(test_daemon_unix_stale_socket),
+        cmocka_unit_test(test_daemon_bad_clients),
+        cmocka_unit_test(test_daemon_seed_clients),
+        cmocka_unit_test(test_daemon_max_packet_size),
+    };
+
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}

@@ -554,9 +554,9 @@ chat_send(struct chat_room *r, struct chat_member *m, const char *buf,
         return;
     }
     m->dropped = true;
-    ss_log(SS_LOG_INFO, "%s: %s (%s) disconnected: not reading "
-           "(outgoing backlog full) or gone", r->name,
-           m->joined ? m->nick : "-", m->peer);
+    ss_log(SS_LOG_INFO, "%s: %s (%s) disconnected: delivery failed "
+           "(outgoing backlog over max_backlog, or connection gone)",
+           r->name, m->joined ? m->nick : "-", m->peer);
     if (m->req != NULL)
         ss_request_close(m->req, false);
 }
@@ -1165,8 +1165,6 @@ chat_handle_stream(struct ss_request *req, struct chat_room *r)
     if (quit)
         why = "quit";
     pthread_mutex_lock(&r->lock);
-    if (m->dropped && !quit)
-        why = "disconnected: not reading";
     chat_leave_locked(r, m, why);
     pthread_mutex_unlock(&r->lock);
     if (quit)

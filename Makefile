@@ -15,6 +15,7 @@ CFLAGS  += -std=c11 -D_GNU_SOURCE -pthread -fPIC \
            -fvisibility=hidden -Icore
 LDFLAGS ?=
 PKG_CONFIG ?= pkg-config
+VERSION := $(shell sed -n 's/^\#define SOCKSERV_VERSION "\(.*\)"/\1/p' core/sockserv.h)
 INIH_CFLAGS := $(shell $(PKG_CONFIG) --cflags inih 2>/dev/null)
 INIH_LIBS   := $(shell $(PKG_CONFIG) --libs inih 2>/dev/null || echo -linih)
 CMOCKA_CFLAGS := $(shell $(PKG_CONFIG) --cflags cmocka 2>/dev/null)
@@ -34,7 +35,7 @@ TESTS := $(patsubst tests/%.c,$(B)/tests/%,$(wildcard tests/test_*.c))
 TEST_PLUGINS := $(patsubst tests/plugins/%.c,$(B)/tests/plugins/%.so,$(wildcard tests/plugins/*.c))
 TEST_SUPPORT := $(patsubst %.c,$(B)/%.o,$(wildcard tests/support/*.c))
 
-all: $(B)/libsockserv.so $(B)/sockserv $(HANDLERS) $(B)/sockserv.pc
+all: $(B)/libsockserv.so $(B)/sockserv $(HANDLERS)
 
 $(B)/%.o: %.c
 	@mkdir -p $(@D)
@@ -54,11 +55,6 @@ $(B)/sockserv: $(B)/core/main.o $(DAEMON_OBJ) $(B)/libsockserv.so
 $(B)/handlers/%.so: handlers/%.c core/sockserv.h
 	@mkdir -p $(@D)
 	$(CC) $(CFLAGS) -shared -o $@ $< $(LDFLAGS)
-
-$(B)/sockserv.pc: sockserv.pc.in Makefile
-	sed -e 's|@PREFIX@|$(PREFIX)|; s|@LIBDIR@|$(LIBDIR)|; s|@INCDIR@|$(INCDIR)|' \
-	    -e 's|@HDIR@|$(HDIR)|; s|@VERSION@|$(shell sed -n 's/^#define SOCKSERV_VERSION "\(.*\)"/\1/p' core/sockserv.h)|' \
-	    sockserv.pc.in > $@
 
 # ---- tests ---------------------------------------------------------------
 $(B)/tests/%.o: tests/%.c
@@ -94,6 +90,10 @@ test: deps
 
 run: deps
 	$(MAKE) all
+	@echo "sockserv: conf/demo.ini in the foreground (Ctrl-C stops it). Try:"
+	@echo "  nc 127.0.0.1 8000        echo over tcp"
+	@echo "  nc -u 127.0.0.1 8001     echo over udp"
+	@echo "  SOCKSERV_PORT=8000 python3 -u ../shared/seed_clients/ss_tcp_client_2_4_2.py"
 	$(B)/sockserv conf/demo.ini
 
 bench: deps
@@ -108,7 +108,9 @@ install: all
 	install -m 755 $(B)/libsockserv.so $(DESTDIR)$(LIBDIR)/libsockserv.so
 	install -m 644 core/sockserv.h $(DESTDIR)$(INCDIR)/sockserv.h
 	install -m 755 $(HANDLERS) $(DESTDIR)$(HDIR)/
-	install -m 644 $(B)/sockserv.pc $(DESTDIR)$(PCDIR)/sockserv.pc
+	sed -e 's|@PREFIX@|$(PREFIX)|; s|@LIBDIR@|$(LIBDIR)|; s|@INCDIR@|$(INCDIR)|' \
+	    -e 's|@HDIR@|$(HDIR)|; s|@VERSION@|$(VERSION)|' \
+	    sockserv.pc.in > $(DESTDIR)$(PCDIR)/sockserv.pc
 
 clean:
 	rm -rf $(B)

@@ -87,17 +87,25 @@ on_server_error(void *arg, int line, const char *msg)
         conf_error(ctx->conf, line, "%s", msg);
 }
 
-/* The directory of the running binary, for its handlers/ beside it. */
+/*
+ * Beside the running binary: handlers/ (build/sockserv finds
+ * build/handlers) and ../lib/sockserv/handlers (an install moved
+ * elsewhere as a whole still finds its own handlers).
+ */
 static void
-add_exe_dir(struct loader_path *lp)
+add_exe_dirs(struct loader_path *lp)
 {
-    char exe[PATH_MAX], dir[PATH_MAX + 16];
+    char exe[PATH_MAX], dir[PATH_MAX + 32];
     ssize_t n = readlink("/proc/self/exe", exe, sizeof exe - 1);
+    const char *bin;
 
     if (n <= 0)
         return;
     exe[n] = '\0';
-    snprintf(dir, sizeof dir, "%s/handlers", dirname(exe));
+    bin = dirname(exe);
+    snprintf(dir, sizeof dir, "%s/handlers", bin);
+    (void)loader_path_add(lp, dir);
+    snprintf(dir, sizeof dir, "%s/../lib/sockserv/handlers", bin);
     (void)loader_path_add(lp, dir);
 }
 
@@ -361,7 +369,7 @@ main(int argc, char **argv)
             loader_path_add_list(&lp, pp ? pp->value : NULL, conf.dir) < 0 ||
             loader_path_add(&lp, SS_HANDLER_DIR) < 0)
             conf_error(&conf, 0, "%s", strerror(errno));
-        add_exe_dir(&lp);
+        add_exe_dirs(&lp);
     }
     in = calloc(conf.nsec ? conf.nsec : 1, sizeof *in);
     ctx = calloc(conf.nsec ? conf.nsec : 1, sizeof *ctx);

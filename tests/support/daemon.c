@@ -21,6 +21,8 @@
 #define SS_BUILD_DIR "build"
 #endif
 
+const char *ssd_daemon;
+
 static pthread_mutex_t log_lock = PTHREAD_MUTEX_INITIALIZER;
 static pthread_cond_t log_cond = PTHREAD_COND_INITIALIZER;
 
@@ -162,7 +164,7 @@ spawn(struct ssd *d, const char *const *extra_args, int *errfd)
     int n = 0, pfd[2];
     pid_t pid;
 
-    argv[n++] = ssd_build_path("sockserv");
+    argv[n++] = ssd_daemon ? ssd_daemon : ssd_build_path("sockserv");
     for (int i = 0; extra_args && extra_args[i] && n < 29; i++)
         argv[n++] = extra_args[i];
     argv[n++] = d->ini;

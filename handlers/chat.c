@@ -526,16 +526,76 @@ static const char chat_help[] =
     "*   any other line goes to everyone; start it with a space if its\n"
     "*   first word ends with ':'\n";
 
-/* Delivers to a stream member without blocking (ss_send), or as one
- * datagram from the server's socket. */
+/*
+ * Datagrams for members, collected while the room is locked and sent after
+ * it is unlocked: sendto can block (a unix-dgram peer that does not read),
+ * and no lock may be held across a write that can block.
+ */
+struct chat_outmsg {
+    struct chat_outmsg *next;
+    struct sockaddr_storage addr;
+    socklen_t addrlen;
+    size_t len;
+    char data[];
+};
+
+struct chat_outbox {
+    struct chat_outmsg *head, **tail;
+};
+
+static _Thread_local struct chat_outbox *chat_outbox;
+
+/* Starts collecting this thread's datagrams in box. */
+static void
+chat_outbox_open(struct chat_outbox *box)
+{
+    box->head = NULL;
+    box->tail = &box->head;
+    chat_outbox = box;
+}
+
+/* Sends and frees what box collected (room unlocked). */
+static void
+chat_outbox_send(struct chat_room *r, struct chat_outbox *box)
+{
+    struct chat_outmsg *m, *next;
+
+    chat_outbox = NULL;
+    for (m = box->head; m != NULL; m = next) {
+        next = m->next;
+        if (ss_server_sendto(r->server, (const struct sockaddr *)&m->addr,
+                             m->addrlen, m->data, m->len) < 0)
+            ss_log(SS_LOG_DEBUG, "%s: sendto: %s", r->name, strerror(errno));
+        free(m);
+    }
+    box->head = NULL;
+    box->tail = &box->head;
+}
+
+/* Delivers to a stream member without blocking (ss_send), or queues one
+ * datagram for a datagram member in this thread's outbox. */
 static int
 chat_deliver_net(struct chat_room *r, struct chat_member *m, const char *buf,
                  size_t len)
 {
+    struct chat_outmsg *o;
+
     if (m->req != NULL)
         return ss_send(m->req, buf, len);
-    return ss_server_sendto(r->server, (const struct sockaddr *)&m->addr,
-                            m->addrlen, buf, len);
+    if (chat_outbox == NULL)    /* not under the lock */
+        return ss_server_sendto(r->server, (const struct sockaddr *)&m->addr,
+                                m->addrlen, buf, len);
+    o = malloc(sizeof *o + len);
+    if (o == NULL)
+        return -1;
+    o->next = NULL;
+    memcpy(&o->addr, &m->addr, sizeof o->addr);
+    o->addrlen = m->addrlen;
+    o->len = len;
+    memcpy(o->data, buf, len);
+    *chat_outbox->tail = o;
+    chat_outbox->tail = &o->next;
+    return 0;
 }
 
 /*
@@ -888,6 +948,10 @@ chat_rename(struct chat_room *r, struct chat_member *m, const char *nick,
         chat_sendf(r, m, "error: %s\n", why);
         return;
     }
+    if (len == m->nicklen && memcmp(nick, m->nick, len) == 0) {
+        chat_sendf(r, m, "* you are already %s\n", m->nick);
+        return;
+    }
     other = chat_find(r, nick, len);
     if (other != NULL && other != m) {
         ss_log(SS_LOG_INFO, "%s: %s: refused nickname \"%.*s\": taken",
@@ -1018,6 +1082,7 @@ chat_dgram_packet(struct chat_room *r, const struct sockaddr *addr,
                   size_t len, double now)
 {
     struct chat_member tmp, *m;
+    struct chat_outbox box;
     struct chat_framer f;
     const char *line;
     size_t linelen;
@@ -1032,6 +1097,7 @@ chat_dgram_packet(struct chat_room *r, const struct sockaddr *addr,
     scratch = malloc(3 * r->opt.max_line + 3);
     if (scratch == NULL)
         goto out_framer;
+    chat_outbox_open(&box);
     pthread_mutex_lock(&r->lock);
     chat_sweep(r, now);
     while (!done) {
@@ -1062,6 +1128,7 @@ chat_dgram_packet(struct chat_room *r, const struct sockaddr *addr,
         }
     }
     pthread_mutex_unlock(&r->lock);
+    chat_outbox_send(r, &box);
     free(scratch);
 out_framer:
     chat_framer_free(&f);
@@ -1080,11 +1147,14 @@ static void
 chat_service(struct ss_server *s, void *arg)
 {
     struct chat_room *r = arg;
+    struct chat_outbox box;
 
     (void)s;
+    chat_outbox_open(&box);
     pthread_mutex_lock(&r->lock);
     chat_sweep(r, chat_now());
     pthread_mutex_unlock(&r->lock);
+    chat_outbox_send(r, &box);
 }
 
 static int

@@ -701,6 +701,10 @@ test_chat_rename(void **state)
     assert_string_equal(recs[0].text, "error: a nickname cannot contain ':'\n");
     say(r, b, "/nick Robert");      /* own name in another case */
     assert_string_equal(b->nick, "Robert");
+    forget();
+    say(r, b, "/nick Robert");
+    assert_int_equal(nrecs, 1);
+    assert_string_equal(recs[0].text, "* you are already Robert\n");
     /* the old name is free */
     leave(r, a, "quit");
     a = member(r, "bob");
@@ -986,6 +990,37 @@ test_chat_dgram_long(void **state)
     room_free(r);
 }
 
+/* Datagrams made under the room lock wait in the thread's outbox. */
+static void
+test_chat_outbox_queues_datagrams(void **state)
+{
+    struct chat_room *r = room_new(true);
+    struct chat_member m = { .nick = "alice" };
+    struct sockaddr_in a = addr_of(1001);
+    struct chat_outbox box;
+    struct chat_outmsg *o;
+
+    (void)state;
+    memcpy(&m.addr, &a, sizeof a);
+    m.addrlen = sizeof a;
+    chat_outbox_open(&box);
+    assert_int_equal(chat_deliver_net(r, &m, "one\n", 4), 0);
+    assert_int_equal(chat_deliver_net(r, &m, "two\n", 4), 0);
+    chat_outbox = NULL;
+    o = box.head;
+    assert_non_null(o);
+    assert_int_equal(o->len, 4);
+    assert_memory_equal(o->data, "one\n", 4);
+    assert_int_equal(o->addrlen, sizeof a);
+    assert_memory_equal(&o->addr, &a, sizeof a);
+    assert_non_null(o->next);
+    assert_memory_equal(o->next->data, "two\n", 4);
+    assert_null(o->next->next);
+    free(o->next);
+    free(o);
+    room_free(r);
+}
+
 /* ---- options ------------------------------------------------------------- */
 
 static void
@@ -1037,6 +1072,7 @@ main(void)
         cmocka_unit_test(test_chat_dgram_room),
         cmocka_unit_test(test_chat_dgram_idle),
         cmocka_unit_test(test_chat_dgram_long),
+        cmocka_unit_test(test_chat_outbox_queues_datagrams),
         cmocka_unit_test(test_chat_unescape),
     };
 

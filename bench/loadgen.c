@@ -477,6 +477,12 @@ conn_send(struct conn *c)
 
 /* ---- pingpong (and idle's probe) --------------------------------------- */
 
+typedef int (*confirm_fn)(struct conn *, ssize_t n, uint64_t now);
+static int setup_conns(struct conn *, int, uint64_t, confirm_fn,
+                       int (*)(struct conn *));
+static int pp_confirm(struct conn *, ssize_t, uint64_t);
+static int pp_ready(struct conn *);
+
 /* Starts the next request on c; returns -1 when the connection failed. */
 static int
 pp_start(struct conn *c, uint64_t now)
@@ -569,19 +575,11 @@ run_pingpong(void)
 {
     struct conn *conns = calloc(opt.c, sizeof *conns);
     uint64_t total;
-    int i, ok = 0, stalled = 0;
+    int i, ok, stalled = 0;
 
-    for (i = 0; i < opt.c; i++) {
-        conns[i].fd = dial_wait(5000);
-        if (conns[i].fd < 0) {
-            errors++;
-            conns[i].state = S_DEAD;
-            continue;
-        }
-        conns[i].state = S_READY;
-        ep_add(&conns[i], EPOLLIN);
-        ok++;
-    }
+    /* a server that stops accepting (max_children) leaves the rest out */
+    ok = setup_conns(conns, opt.c, now_ns() + 10000000000u, pp_confirm,
+                     pp_ready);
     window_open(opt.warm);
     total = pp_loop(conns, opt.c, NULL, 0, NULL);
     for (i = 0; i < opt.c; i++)
@@ -898,13 +896,12 @@ run_stream(void)
 
 /*
  * Opens conns[0..n) with at most SETUP_INFLIGHT unconfirmed at a time, so a
- * listen backlog of 128 never overflows.  A connection is confirmed when
+ * listen backlog of 128 never overflows.  Once established, start() runs
+ * and may confirm it at once (returning 1); otherwise it is confirmed when
  * confirm() says so (after reading what the server sent, or on a timer).
  * Returns how many were confirmed before the deadline, or before 2 s went
  * by without one more.
  */
-typedef int (*confirm_fn)(struct conn *, ssize_t n, uint64_t now);
-
 static int
 setup_conns(struct conn *conns, int n, uint64_t deadline, confirm_fn confirm,
             int (*start)(struct conn *))
@@ -950,8 +947,14 @@ setup_conns(struct conn *conns, int n, uint64_t deadline, confirm_fn confirm,
                 c->state = S_WAIT;
                 c->t0 = now;
                 ep_mod(c, EPOLLIN);
-                if (start(c) < 0)
+                r = start(c);
+                if (r < 0)
                     goto fail;
+                if (r > 0) {
+                    c->state = S_READY;
+                    inflight--;
+                    ready++;
+                }
                 continue;
             }
             if (!(ev[i].events & (EPOLLIN | EPOLLHUP | EPOLLERR)))
@@ -988,7 +991,29 @@ fail:
             }
         }
     }
+    for (i = 0; i < n; i++)     /* the unfinished are given up */
+        if (conns[i].state != S_READY && conns[i].fd >= 0) {
+            errors++;
+            conn_kill(&conns[i]);
+        }
     return ready;
+}
+
+/* pingpong: a connection is ready as soon as it is established. */
+static int
+pp_ready(struct conn *c)
+{
+    (void)c;
+    return 1;
+}
+
+static int
+pp_confirm(struct conn *c, ssize_t n, uint64_t now)
+{
+    (void)c;
+    (void)n;
+    (void)now;
+    return 1;
 }
 
 /* idle: each connection sends one byte and is confirmed by its echo. */

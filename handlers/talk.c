@@ -14,6 +14,7 @@
 #define TALK_EARLY_MAX  16384           /* bytes a waiter may send early */
 #define TALK_WAIT_DEF   300.0           /* wait_timeout default, seconds */
 #define TALK_BACKLOG_DEF (1024L * 1024) /* max_backlog default, bytes */
+#define TALK_SLICE_MS   250             /* a waiter's poll, to see pairing */
 
 /* Why a pair ends. */
 enum talk_end { TALK_BYE, TALK_LEFT, TALK_NOT_READING };
@@ -52,6 +53,7 @@ struct talk {
     struct talk_conn *head, *tail;
     double wait_timeout;                /* seconds, 0: no limit */
     const char *name;                   /* the server's (section's) name */
+    unsigned long unnamed;              /* unix clients named so far */
 };
 
 /*
@@ -95,6 +97,26 @@ talk_find_bye(const char *buf, size_t len)
         start = end;
     }
     return -1;
+}
+
+/*
+ * Names c by its client's address; unbound Unix clients, which all share
+ * the address "unix:unnamed", get a number so logs and partners can tell
+ * them apart.
+ */
+static void
+talk_name(struct talk *t, struct talk_conn *c, const char *peer)
+{
+    unsigned long n;
+
+    if (peer && *peer && strcmp(peer, "unix:unnamed") != 0) {
+        snprintf(c->peer, sizeof c->peer, "%s", peer);
+        return;
+    }
+    pthread_mutex_lock(&t->lock);
+    n = ++t->unnamed;
+    pthread_mutex_unlock(&t->lock);
+    snprintf(c->peer, sizeof c->peer, "unix:unnamed#%lu", n);
 }
 
 /* Milliseconds from now until deadline, 0 when it has passed. */
@@ -289,9 +311,38 @@ talk_leave_queue(struct talk *t, struct talk_conn *c, const char *why)
 }
 
 /*
- * Waits for c's client to have bytes, as long as c may wait: while c is
- * queued, at most until its deadline.  Returns 1 when ss_read would not
- * block, 0 when c was dropped or timed out (and is done), -1 on error.
+ * Ends c's wait if it is still queued: it is told and closed.  Returns
+ * true if so, false if it was paired or dropped meanwhile.
+ */
+static bool
+talk_time_out(struct talk *t, struct talk_conn *c)
+{
+    enum talk_state st;
+
+    pthread_mutex_lock(&t->lock);
+    st = c->state;
+    if (st == TALK_QUEUED) {
+        talk_dequeue(t, c);
+        c->state = TALK_DROPPED;
+    }
+    pthread_mutex_unlock(&t->lock);
+    if (st != TALK_QUEUED)
+        return false;
+    ss_log(SS_LOG_INFO, "%s: %s waited %g s, nobody came", t->name, c->peer,
+           t->wait_timeout);
+    ss_sendf(c->req, "%s: nobody came within %g s, goodbye\n", t->name,
+             t->wait_timeout);
+    ss_request_close(c->req, true);
+    return true;
+}
+
+/*
+ * Waits for c's client to have bytes, as long as c may wait.  While c is
+ * queued only wait_timeout applies (the server's silence timeout does not:
+ * waiting is silent), so it polls in slices and notices being paired
+ * within one; once paired, ss_read and its timeout take over.  Returns 1
+ * when ss_read may be called, 0 when c was dropped or timed out (and is
+ * done), -1 on error.
  */
 static int
 talk_poll(struct talk *t, struct talk_conn *c, const struct timespec *dl)
@@ -305,25 +356,15 @@ talk_poll(struct talk *t, struct talk_conn *c, const struct timespec *dl)
         pthread_mutex_unlock(&t->lock);
         if (st == TALK_DROPPED)
             return 0;
-        if (st == TALK_PAIRED || t->wait_timeout <= 0)
+        if (st == TALK_PAIRED)
             return 1;
-        ms = talk_ms_left(dl);
-        if (ms == 0) {
-            pthread_mutex_lock(&t->lock);
-            st = c->state;
-            if (st == TALK_QUEUED) {
-                talk_dequeue(t, c);
-                c->state = TALK_DROPPED;
-            }
-            pthread_mutex_unlock(&t->lock);
-            if (st != TALK_QUEUED)
-                continue;
-            ss_log(SS_LOG_INFO, "%s: %s waited %g s, nobody came", t->name,
-                   c->peer, t->wait_timeout);
-            ss_sendf(c->req, "%s: nobody came within %g s, goodbye\n",
-                     t->name, t->wait_timeout);
-            ss_request_close(c->req, true);
-            return 0;
+        ms = TALK_SLICE_MS;
+        if (t->wait_timeout > 0) {
+            ms = talk_ms_left(dl);
+            if (ms == 0 && talk_time_out(t, c))
+                return 0;
+            if (ms > TALK_SLICE_MS)
+                ms = TALK_SLICE_MS;
         }
         r = ss_poll(c->req, ms);
         if (r != 0)
@@ -333,9 +374,11 @@ talk_poll(struct talk *t, struct talk_conn *c, const struct timespec *dl)
 
 /*
  * Relays c's client to its partner until bye, an end, or the pair ends.
- * While c waits, what it sends is kept for the partner to come.
+ * While c waits, what it sends is kept for the partner to come.  Returns
+ * 0, or the errno of a failed read (ETIMEDOUT: silent for the server's
+ * timeout) for the core to report.
  */
-static void
+static int
 talk_relay(struct talk *t, struct talk_conn *c)
 {
     struct timespec dl;
@@ -358,15 +401,14 @@ talk_relay(struct talk *t, struct talk_conn *c)
 
         r = talk_poll(t, c, &dl);
         if (r == 0)
-            return;
+            return 0;
         n = r < 0 ? -1 : ss_read(c->req, c->buf, sizeof c->buf);
         if (n <= 0) {
-            const char *why = n < 0 ? strerror(errno) : "closed";
+            int err = n < 0 ? errno : 0;
 
-            if (talk_leave_queue(t, c, why))
-                return;
-            talk_end(t, c, TALK_LEFT);
-            return;
+            if (!talk_leave_queue(t, c, err ? strerror(err) : "closed"))
+                talk_end(t, c, TALK_LEFT);
+            return err;
         }
         bye = talk_find_bye(c->buf, (size_t)n);
         len = bye >= 0 ? (size_t)bye : (size_t)n;
@@ -387,19 +429,19 @@ talk_relay(struct talk *t, struct talk_conn *c)
                          "came, goodbye\n", t->name);
                 ss_request_close(c->req, true);
             }
-            return;
+            return 0;
         }
         p = c->state == TALK_PAIRED && !c->pair->ended ? c->pair : NULL;
         pthread_mutex_unlock(&t->lock);
         if (!p)
-            return;                     /* the other side ended it */
+            return 0;                   /* the other side ended it */
         if (len > 0 && ss_send(p->side[!c->side], c->buf, len) < 0) {
             talk_end(t, c, TALK_NOT_READING);
-            return;
+            return 0;
         }
         if (bye >= 0) {
             talk_end(t, c, TALK_BYE);
-            return;
+            return 0;
         }
     }
 }
@@ -430,15 +472,15 @@ talk_handle(struct ss_request *req)
 {
     struct talk *t = ss_request_state(req);
     struct talk_conn *c = calloc(1, sizeof *c);
-    int r;
+    int r, err = 0;
 
     if (!c)
         return -1;
     c->req = req;
-    snprintf(c->peer, sizeof c->peer, "%s", ss_request_peer(req));
+    talk_name(t, c, ss_request_peer(req));
     r = talk_arrive(t, c);
     if (r >= 0)
-        talk_relay(t, c);
+        err = talk_relay(t, c);
     pthread_mutex_lock(&t->lock);
     if (c->state == TALK_QUEUED)        /* never left by talk_relay */
         talk_dequeue(t, c);
@@ -446,6 +488,10 @@ talk_handle(struct ss_request *req)
     pthread_mutex_unlock(&t->lock);
     talk_leave_pair(t, c);
     free(c);
+    if (err != 0) {
+        errno = err;
+        return -1;
+    }
     return r < 0 ? -1 : 0;
 }
 

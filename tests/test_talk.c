@@ -801,6 +801,84 @@ test_talk_early_bytes(void **unused)
     talk_stop(&d);
 }
 
+/* talk works on unix-stream too; unnamed clients are numbered. */
+static void
+test_talk_unix_stream(void **unused)
+{
+    char buf[256];
+    struct ssd d;
+    int a, b;
+
+    (void)unused;
+    assert_int_equal(ssd_start(&d, "[talk]\nhandler = talk\n"
+                               "type = unix-stream\nmode = threading\n"
+                               "path = @DIR@/talk.sock\n", 1, NULL), 0);
+    a = ssd_connect(ssd_addr(&d, "talk"));
+    assert_true(a >= 0);
+    log_expect(&d, "talk: unix:unnamed#1 waits for a partner");
+    b = ssd_connect(ssd_addr(&d, "talk"));
+    assert_true(b >= 0);
+    assert_true(ssd_recv_until(a, buf, sizeof buf, "\n", WAIT_MS));
+    assert_string_equal(buf, "talk: connected to unix:unnamed#2, "
+                        "you speak first\n");
+    assert_int_equal(ssd_send_str(a, "over unix"), 0);
+    expect_bytes(b, "over unix");
+    assert_int_equal(ssd_send_str(b, "roger"), 0);
+    expect_bytes(a, "roger");
+    assert_int_equal(ssd_send_str(b, "bye\n"), 0);
+    expect_bytes(a, "talk: unix:unnamed#2 said bye\n");
+    assert_true(ssd_closed_within(a, WAIT_MS));
+    close(a);
+    close(b);
+    talk_stop(&d);
+}
+
+/*
+ * The core's timeout (silence) ends a pair like a departure, logged: a
+ * keeps silent after pairing while b keeps talking, so a times out.  It
+ * does not apply while a waits.
+ */
+static void
+test_talk_server_timeout(void **unused)
+{
+    char an[64], bn[64], want[256], buf[256];
+    bool told = false;
+    struct ssd d;
+    int a, b;
+
+    (void)unused;
+    talk_start(&d, "timeout = 1\n");
+    /* Waiting is silent by nature: the timeout does not cut a waiter. */
+    a = connect_waiter(&d, an, sizeof an);
+    expect_silence(a, 1500);
+    b = ssd_connect(ssd_addr(&d, "talk"));
+    assert_true(b >= 0);
+    local_name(b, bn, sizeof bn);
+    snprintf(want, sizeof want, "talk: connected to %s, you speak first\n",
+             bn);
+    expect_bytes(a, want);
+    snprintf(want, sizeof want, "talk: %s left\n", an);
+    for (int i = 0; i < 40 && !told; i++) {
+        ssize_t n;
+
+        assert_int_equal(ssd_send_str(b, "tick"), 0);
+        n = ssd_recv_some(b, buf, sizeof buf - 1, 250);
+        if (n == -1)
+            continue;                   /* 250 ms passed: tick again */
+        assert_true(n > 0);
+        buf[n] = '\0';
+        assert_string_equal(buf, want);
+        told = true;
+    }
+    assert_true(told);
+    assert_true(ssd_closed_within(b, WAIT_MS));
+    assert_true(ssd_closed_within(a, WAIT_MS));
+    log_expect(&d, "talk: %s: silent for 1s, closed", an);
+    close(a);
+    close(b);
+    talk_stop(&d);
+}
+
 /* ---- configuration ------------------------------------------------------ */
 
 /* mode = forking (or sync) is a configuration error that says why. */
@@ -880,6 +958,8 @@ main(void)
         cmocka_unit_test(test_talk_never_reads),
         cmocka_unit_test(test_talk_bye_forms),
         cmocka_unit_test(test_talk_early_bytes),
+        cmocka_unit_test(test_talk_unix_stream),
+        cmocka_unit_test(test_talk_server_timeout),
         cmocka_unit_test(test_talk_mode_refused),
         cmocka_unit_test(test_talk_options),
     };

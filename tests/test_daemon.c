@@ -460,6 +460,87 @@ test_daemon_shutdown_timeout(void **state)
     }
 }
 
+static double
+mono_s(void)
+{
+    struct timespec ts;
+
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+/*
+ * block_on_close (the default) waits for a running request at shutdown;
+ * daemon_threads, or block_on_close = false, does not.
+ */
+static void
+test_daemon_block_on_close_and_daemon_threads(void **state)
+{
+    static const char *const extra[] = {
+        "mode = threading\n",
+        "mode = threading\ndaemon_threads = true\n",
+        "mode = threading\nblock_on_close = false\n",
+        "mode = forking\nblock_on_close = false\n",
+    };
+
+    (void)state;
+    for (size_t i = 0; i < sizeof extra / sizeof *extra; i++) {
+        char ini[512], buf[16];
+        struct ssd d;
+        double t0;
+        int fd;
+
+        snprintf(ini, sizeof ini, "[e]\nhandler = echo\nport = 0\n"
+                 "shutdown_timeout = 60\n%s", extra[i]);
+        assert_int_equal(ssd_start(&d, ini, 1, NULL), 0);
+        fd = ssd_connect(ssd_addr(&d, "e"));
+        assert_int_equal(ssd_send_str(fd, "x"), 0);
+        assert_true(ssd_recv_until(fd, buf, sizeof buf, "x", 5000));
+        t0 = mono_s();
+        kill(d.pid, SIGTERM);
+        assert_true(ssd_log_wait(&d, "shutting down", 5000));
+        if (i == 0) {
+            /* waits for the request: it still echoes, exit follows it */
+            assert_int_equal(ssd_send_str(fd, "y"), 0);
+            assert_true(ssd_recv_until(fd, buf, sizeof buf, "y", 5000));
+            assert_false(ssd_log_has(&d, "sockserv: stopped"));
+            close(fd);
+            assert_int_equal(ssd_wait(&d), 0);
+        } else {
+            /* does not wait (nowhere near the 60 s grace) */
+            assert_int_equal(ssd_wait(&d), 0);
+            assert_true(mono_s() - t0 < 10);
+            close(fd);
+        }
+        ssd_cleanup(&d);
+    }
+}
+
+/* allow_reuse_port lets two servers share a port; without it, no. */
+static void
+test_daemon_allow_reuse_port(void **state)
+{
+    char ini[256], *out = NULL;
+    struct ssd a, b;
+
+    (void)state;
+    assert_int_equal(ssd_start(&a, "[e]\nhandler = echo\nport = 0\n"
+                               "allow_reuse_port = true\n", 1, NULL), 0);
+    snprintf(ini, sizeof ini, "[e]\nhandler = echo\nport = %d\n"
+             "allow_reuse_port = yes\n", ssd_port(&a, "e"));
+    assert_int_equal(ssd_start(&b, ini, 1, NULL), 0);
+    assert_int_equal(ssd_port(&b, "e"), ssd_port(&a, "e"));
+    assert_int_equal(ssd_stop(&b, SIGTERM), 0);
+    ssd_cleanup(&b);
+    snprintf(ini, sizeof ini, "[e]\nhandler = echo\nport = %d\n",
+             ssd_port(&a, "e"));
+    assert_int_equal(ssd_run(ini, NULL, &out), 1);
+    assert_non_null(strstr(out, "Address already in use"));
+    free(out);
+    assert_int_equal(ssd_stop(&a, SIGTERM), 0);
+    ssd_cleanup(&a);
+}
+
 /* ---- forking: max_children and no zombies -------------------------------- */
 
 /* Counts the daemon's child processes (any state) and its zombies. */
@@ -913,6 +994,8 @@ main(void)
         cmocka_unit_test(test_daemon_bind_failure),
         cmocka_unit_test(test_daemon_sigterm_finishes_running),
         cmocka_unit_test(test_daemon_shutdown_timeout),
+        cmocka_unit_test(test_daemon_block_on_close_and_daemon_threads),
+        cmocka_unit_test(test_daemon_allow_reuse_port),
         cmocka_unit_test(test_daemon_forking_max_children),
         cmocka_unit_test(test_daemon_halfclose_64k),
         cmocka_unit_test(test_daemon_timeout_closes_silent),

@@ -76,12 +76,21 @@ reader_main(void *arg)
     char buf[4096];
     ssize_t n;
 
-    while ((n = read(d->errfd, buf, sizeof buf)) != 0) {
-        if (n < 0) {
-            if (errno == EINTR)
-                continue;
-            break;
+    for (;;) {
+        struct pollfd pfd = { .fd = d->errfd, .events = POLLIN };
+
+        /* a child the daemon left running may hold the pipe open after
+         * the daemon exits: stop when told, after draining */
+        if (poll(&pfd, 1, 50) == 0) {
+            if (__atomic_load_n(&d->stop_reader, __ATOMIC_SEQ_CST))
+                break;
+            continue;
         }
+        n = read(d->errfd, buf, sizeof buf);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n <= 0)
+            break;
         log_append(d, buf, (size_t)n);
     }
     pthread_mutex_lock(&log_lock);
@@ -298,6 +307,7 @@ wait_exit(struct ssd *d, int timeout_ms)
 
         if (r == d->pid) {
             d->pid = 0;
+            __atomic_store_n(&d->stop_reader, 1, __ATOMIC_SEQ_CST);
             if (d->reader != NULL) {
                 pthread_join(*(pthread_t *)d->reader, NULL);
                 free(d->reader);

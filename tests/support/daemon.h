@@ -18,6 +18,7 @@ struct ssd {
     int nlisten;
     struct { char name[64], addr[160]; } listen[SSD_MAX_SERVERS];
     void *reader;               /* background stderr reader (pthread_t *) */
+    int stop_reader;
 };
 
 /*

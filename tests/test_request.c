@@ -825,6 +825,49 @@ test_ss_request_close_flush_sends_backlog(void **state)
     free(c.buf);
 }
 
+/*
+ * BUG (core/request.c, flusher_main vs ss_request_end): the flusher takes
+ * a request from epoll_wait() and only then locks it; if the request ends
+ * in between, ss_request_end() drops the flusher's reference and the
+ * owner's, the request is freed, and the flusher locks and reads freed
+ * memory (heap-use-after-free at `pthread_mutex_lock(&req->lock)` /
+ * `if (!req->armed)`).  The window is small: this churn test usually
+ * passes in a plain build but fails at once under AddressSanitizer:
+ *   make B=build-asan CC="gcc -fsanitize=address" tests
+ *   build-asan/tests/test_request
+ */
+static void
+test_ss_request_end_while_flushing(void **state)
+{
+    struct ss_server *srv = ss_server_new("churn", &nop);
+    static char big[65536], buf[65536];
+    struct sockaddr_un sun = { .sun_family = AF_UNIX };
+
+    (void)state;
+    memset(big, 'x', sizeof big);
+    for (int i = 0; i < 5000; i++) {
+        struct ss_request *req;
+        int sv[2], size = 4096;
+
+        assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0,
+                                    sv), 0);
+        assert_int_equal(setsockopt(sv[0], SOL_SOCKET, SO_SNDBUF, &size,
+                                    sizeof size), 0);
+        req = ss_request_new(srv, sv[0], (struct sockaddr *)&sun,
+                             sizeof(sa_family_t));
+        assert_non_null(req);
+        /* a backlog for the flusher, then room for it: it wakes up ... */
+        assert_int_equal(ss_send(req, big, sizeof big), 0);
+        assert_true(read(sv[1], buf, sizeof buf) > 0);
+        /* ... while the request ends */
+        ss_request_end(req);
+        while (peer_read(sv[1], buf, sizeof buf) > 0)
+            ;
+        close(sv[1]);
+    }
+    ss_server_free(srv);
+}
+
 /* ---- datagrams -------------------------------------------------------- */
 
 /* A datagram request as the transport makes one: the packet in rbuf. */
@@ -1044,6 +1087,7 @@ main(void)
         STREAM_TEST(test_ss_send_then_own_write_keeps_order),
         STREAM_TEST(test_ss_sendf_long),
         STREAM_TEST(test_ss_request_close_flush_sends_backlog),
+        cmocka_unit_test(test_ss_request_end_while_flushing),
         cmocka_unit_test(test_ss_read_datagram_packet),
         cmocka_unit_test(test_ss_write_datagram_reply_limit),
         cmocka_unit_test(test_ss_write_datagram_real_reply),

@@ -119,3 +119,6 @@ clean:
 .DELETE_ON_ERROR:
 .PHONY: all deps test tests run bench install clean
 .SECONDARY:
+
+# sanitizer, valgrind, fuzz and stress targets (issue 6)
+-include mk/hardening.mk

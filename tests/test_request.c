@@ -826,6 +826,114 @@ test_ss_request_close_flush_sends_backlog(void **state)
 }
 
 /*
+ * BUG (core/request.c, ss_request_close): sockserv.h promises that after
+ * ss_request_close "its reads return 0 and its writes fail, so its handler
+ * returns", with queued bytes flushed first when flush is true.  With
+ * flush = true only the reads end (shutdown(SHUT_RD)): the handler's own
+ * ss_write keeps succeeding, so a handler that only writes (a chargen, a
+ * file sender) is never stopped.
+ */
+static void
+test_ss_request_close_flush_ends_writes(void **state)
+{
+    struct fx *fx = *state;
+    char buf[8];
+
+    assert_int_equal(ss_send(fx->req, "queued", 6), 0);
+    ss_request_close(fx->req, true);
+    expect_line(fx, 64, "");
+    errno = 0;
+    assert_int_equal(ss_write(fx->req, "more", 4), -1);
+    assert_int_equal(errno, EPIPE);
+    assert_int_equal(peer_read(fx->peer, buf, 6), 6);
+    assert_memory_equal(buf, "queued", 6);
+}
+
+/* Senders for the interleaving test: tid's messages, each framed as
+ * "<tid seq len>" followed by len copies of one letter. */
+struct sender {
+    struct ss_request *req;
+    int tid, count, failures;
+    bool own;                   /* the handler's own ss_write, not ss_send */
+};
+
+static size_t
+frame(char *buf, int tid, int seq)
+{
+    size_t len = 200 + (size_t)((seq * 7919 + tid * 104729) % 3000);
+    int n = sprintf(buf, "<%d %d %zu>", tid, seq, len);
+
+    memset(buf + n, 'a' + (tid * 5 + seq) % 26, len);
+    return (size_t)n + len;
+}
+
+static void *
+sender_main(void *arg)
+{
+    struct sender *s = arg;
+    char buf[4096];
+
+    for (int seq = 0; seq < s->count; seq++) {
+        size_t n = frame(buf, s->tid, seq);
+
+        if ((s->own ? ss_write(s->req, buf, n) : ss_send(s->req, buf, n)) < 0)
+            s->failures++;
+    }
+    return NULL;
+}
+
+static void
+test_ss_send_never_interleaves(void **state)
+{
+    enum { NT = 4, COUNT = 300 };
+    struct fx *fx = *state;
+    struct collector c = { .fd = fx->peer };
+    struct sender s[NT + 1];
+    pthread_t reader, t[NT + 1];
+    int next[NT + 1] = { 0 };
+    size_t off = 0;
+    char want[4096];
+
+    small_sndbuf(fx);
+    ss_server_set_max_backlog(fx->srv, 64 << 20);
+    assert_int_equal(pthread_create(&reader, NULL, collect, &c), 0);
+    /* NT other clients' threads and the handler itself, all at once */
+    for (int i = 0; i <= NT; i++) {
+        s[i] = (struct sender){ .req = fx->req, .tid = i, .count = COUNT,
+                                .own = i == NT };
+        assert_int_equal(pthread_create(&t[i], NULL, sender_main, &s[i]), 0);
+    }
+    for (int i = 0; i <= NT; i++) {
+        pthread_join(t[i], NULL);
+        assert_int_equal(s[i].failures, 0);
+    }
+    /* what is still queued goes out before the connection ends */
+    fx->srv->set.transport->finish(fx->req);
+    ss_request_end(fx->req);
+    fx->req = NULL;
+    pthread_join(reader, NULL);
+    /* every message whole, each sender's in its own order */
+    while (off < c.len) {
+        int tid, seq, used;
+        size_t len, n;
+
+        assert_int_equal(sscanf(c.buf + off, "<%d %d %zu>%n", &tid, &seq,
+                                &len, &used), 3);
+        assert_true(tid >= 0 && tid <= NT);
+        assert_int_equal(seq, next[tid]);
+        n = frame(want, tid, seq);
+        assert_true(off + n <= c.len);
+        assert_memory_equal(c.buf + off, want, n);
+        next[tid]++;
+        off += n;
+        (void)used;
+    }
+    for (int i = 0; i <= NT; i++)
+        assert_int_equal(next[i], COUNT);
+    free(c.buf);
+}
+
+/*
  * BUG (core/request.c, flusher_main vs ss_request_end): the flusher takes
  * a request from epoll_wait() and only then locks it; if the request ends
  * in between, ss_request_end() drops the flusher's reference and the
@@ -1087,6 +1195,8 @@ main(void)
         STREAM_TEST(test_ss_send_then_own_write_keeps_order),
         STREAM_TEST(test_ss_sendf_long),
         STREAM_TEST(test_ss_request_close_flush_sends_backlog),
+        STREAM_TEST(test_ss_request_close_flush_ends_writes),
+        STREAM_TEST(test_ss_send_never_interleaves),
         cmocka_unit_test(test_ss_request_end_while_flushing),
         cmocka_unit_test(test_ss_read_datagram_packet),
         cmocka_unit_test(test_ss_write_datagram_reply_limit),

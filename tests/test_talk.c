@@ -96,11 +96,40 @@ log_expect(struct ssd *d, const char *fmt, ...)
     }
 }
 
+/*
+ * Connects a TCP client to the talk server from a source address of its
+ * own (127.1.X.Y), so that the server's log lines about it are unique in
+ * the run even when the kernel reuses a port (loopback reuses TIME_WAIT
+ * ports).  Falls back to 127.0.0.1 where such addresses cannot be bound.
+ */
+static int
+talk_connect(struct ssd *d)
+{
+    static unsigned next;
+    struct sockaddr_in src = { .sin_family = AF_INET };
+    struct sockaddr_in dst = { .sin_family = AF_INET };
+    unsigned n = next++ % (250u * 250u);
+    int fd, port = ssd_port(d, "talk");
+
+    assert_true(port > 0);
+    dst.sin_port = htons((unsigned short)port);
+    dst.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    src.sin_addr.s_addr = htonl(0x7f010000u | (n / 250) << 8 | (n % 250 + 1));
+    fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    assert_true(fd >= 0);
+    if (bind(fd, (struct sockaddr *)&src, sizeof src) < 0 &&
+        errno != EADDRNOTAVAIL)
+        fail_msg("bind: %s", strerror(errno));
+    if (connect(fd, (struct sockaddr *)&dst, sizeof dst) < 0)
+        fail_msg("connect to port %d: %s", port, strerror(errno));
+    return fd;
+}
+
 /* Connects a client and waits until the server has queued it. */
 static int
 connect_waiter(struct ssd *d, char *name, size_t size)
 {
-    int fd = ssd_connect(ssd_addr(d, "talk"));
+    int fd = talk_connect(d);
 
     assert_true(fd >= 0);
     local_name(fd, name, size);
@@ -116,7 +145,7 @@ connect_pair(struct ssd *d, int *a, char *aname, int *b, char *bname,
     char expect[256], buf[1024];
 
     *a = connect_waiter(d, aname, size);
-    *b = ssd_connect(ssd_addr(d, "talk"));
+    *b = talk_connect(d);
     assert_true(*b >= 0);
     local_name(*b, bname, size);
     snprintf(expect, sizeof expect,
@@ -245,7 +274,7 @@ test_talk_ten_turns(void **unused)
     (void)unused;
     talk_start(&d, NULL);
     a.fd = connect_waiter(&d, an, sizeof an);
-    b.fd = ssd_connect(ssd_addr(&d, "talk"));
+    b.fd = talk_connect(&d);
     assert_true(b.fd >= 0);
     local_name(b.fd, bn, sizeof bn);
     assert_int_equal(pthread_create(&ta, NULL, seed_loop, &a), 0);
@@ -546,7 +575,7 @@ test_talk_second_pair(void **unused)
     expect_silence(c, 200);
 
     /* The fourth pairs with the third, not with anyone of pair one. */
-    e = ssd_connect(ssd_addr(&d, "talk"));
+    e = talk_connect(&d);
     assert_true(e >= 0);
     local_name(e, dn, sizeof dn);
     snprintf(want, sizeof want, "talk: connected to %s, you speak first\n",
@@ -594,7 +623,7 @@ test_talk_waiter_disconnects(void **unused)
 
     /* The next client waits: nobody is left to pair it with. */
     c = connect_waiter(&d, cn, sizeof cn);
-    e = ssd_connect(ssd_addr(&d, "talk"));
+    e = talk_connect(&d);
     assert_true(e >= 0);
     local_name(e, dn, sizeof dn);
     snprintf(want, sizeof want, "talk: connected to %s, you speak first\n",
@@ -787,7 +816,7 @@ test_talk_early_bytes(void **unused)
     a = connect_waiter(&d, an, sizeof an);
     assert_int_equal(ssd_send_str(a, "anyone there?\n"), 0);
     log_expect(&d, "talk: %s sent 14 bytes while waiting", an);
-    b = ssd_connect(ssd_addr(&d, "talk"));
+    b = talk_connect(&d);
     assert_true(b >= 0);
     local_name(b, bn, sizeof bn);
     snprintf(want, sizeof want, "talk: connected to %s, you speak first\n",
@@ -798,6 +827,41 @@ test_talk_early_bytes(void **unused)
     expect_bytes(a, "yes");
     close(a);
     close(b);
+    talk_stop(&d);
+}
+
+/* A waiter that says bye, or sends more than 16 KiB, leaves the queue. */
+static void
+test_talk_waiter_leaves(void **unused)
+{
+    static char big[16384 + 1];
+    char an[64], cn[64], dn[64], buf[256];
+    struct ssd d;
+    int a, c, e;
+
+    (void)unused;
+    talk_start(&d, NULL);
+    a = connect_waiter(&d, an, sizeof an);
+    assert_int_equal(ssd_send_str(a, "Bye\r\n"), 0);
+    assert_true(ssd_closed_within(a, WAIT_MS));
+    close(a);
+    log_expect(&d, "talk: %s left the queue (said bye while waiting)", an);
+
+    memset(big, 'z', sizeof big);
+    a = connect_waiter(&d, an, sizeof an);
+    assert_int_equal(ssd_send_all(a, big, sizeof big), 0);
+    assert_true(ssd_recv_until(a, buf, sizeof buf, "\n", WAIT_MS));
+    assert_string_equal(buf, "talk: too much input before a partner came, "
+                        "goodbye\n");
+    assert_true(ssd_closed_within(a, WAIT_MS));
+    close(a);
+    log_expect(&d, "talk: %s left the queue (sent too much while waiting)",
+               an);
+
+    /* Neither is paired with the next client. */
+    connect_pair(&d, &c, cn, &e, dn, sizeof cn);
+    close(c);
+    close(e);
     talk_stop(&d);
 }
 
@@ -851,7 +915,7 @@ test_talk_server_timeout(void **unused)
     /* Waiting is silent by nature: the timeout does not cut a waiter. */
     a = connect_waiter(&d, an, sizeof an);
     expect_silence(a, 1500);
-    b = ssd_connect(ssd_addr(&d, "talk"));
+    b = talk_connect(&d);
     assert_true(b >= 0);
     local_name(b, bn, sizeof bn);
     snprintf(want, sizeof want, "talk: connected to %s, you speak first\n",
@@ -958,6 +1022,7 @@ main(void)
         cmocka_unit_test(test_talk_never_reads),
         cmocka_unit_test(test_talk_bye_forms),
         cmocka_unit_test(test_talk_early_bytes),
+        cmocka_unit_test(test_talk_waiter_leaves),
         cmocka_unit_test(test_talk_unix_stream),
         cmocka_unit_test(test_talk_server_timeout),
         cmocka_unit_test(test_talk_mode_refused),

@@ -1163,6 +1163,147 @@ test_ss_read_datagram_oversized_dropped(void **state)
     ss_server_free(srv);
 }
 
+static void
+test_ss_dgram_own_packet_outlives_buffer(void **state)
+{
+    struct sockaddr_in sa;
+    struct ss_server *srv;
+    struct ss_request *r1, *r2;
+    char buf[64];
+    int client;
+
+    (void)state;
+    srv = udp_server("64", &client, &sa);
+    assert_int_equal(send(client, "first", 5, 0), 5);
+    assert_int_equal(send(client, "second!", 7, 0), 7);
+    r1 = next_datagram(srv);
+    assert_non_null(r1);
+    /* a request handed to another thread keeps its own copy ... */
+    assert_int_equal(ss_dgram_own_packet(r1), 0);
+    assert_true(r1->rbuf != srv->pkt);
+    /* ... while the server's buffer takes the next datagram */
+    r2 = next_datagram(srv);
+    assert_non_null(r2);
+    assert_int_equal(ss_read(r1, buf, sizeof buf), 5);
+    assert_memory_equal(buf, "first", 5);
+    assert_int_equal(ss_read(r2, buf, sizeof buf), 7);
+    assert_memory_equal(buf, "second!", 7);
+    assert_int_equal(ss_dgram_own_packet(r1), 0);   /* once is enough */
+    ss_request_release(r1);
+    ss_request_release(r2);
+    close(client);
+    ss_server_free(srv);
+}
+
+/* A unix-dgram server on dir/s.sock; *sun, *len: its address. */
+static struct ss_server *
+unix_dgram_server(const char *dir, struct sockaddr_un *sun, socklen_t *len)
+{
+    struct ss_server *srv = ss_server_new("ud", &nop);
+    char spath[128];
+
+    assert_non_null(srv);
+    snprintf(spath, sizeof spath, "%s/s.sock", dir);
+    assert_int_equal(ss_server_set(srv, "type", "unix-dgram", 2), 0);
+    assert_int_equal(ss_server_set(srv, "path", spath, 3), 0);
+    assert_int_equal(ss_server_start(srv), 0);
+    assert_string_equal(ss_server_address(srv), spath);
+    assert_int_equal(ss_addr_unix(spath, sun, len), 0);
+    return srv;
+}
+
+static void
+test_ss_write_unix_dgram_reply(void **state)
+{
+    char dir[] = "/tmp/ss-test-request.XXXXXX", cpath[128];
+    struct sockaddr_un sun, me;
+    socklen_t len, mlen;
+    struct ss_server *srv;
+    struct ss_request *req;
+    char buf[64];
+    int client;
+
+    (void)state;
+    assert_non_null(mkdtemp(dir));
+    srv = unix_dgram_server(dir, &sun, &len);
+    /* a bound client gets its reply from the server's socket */
+    client = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+    snprintf(cpath, sizeof cpath, "%s/c.sock", dir);
+    assert_int_equal(ss_addr_unix(cpath, &me, &mlen), 0);
+    assert_int_equal(bind(client, (struct sockaddr *)&me, mlen), 0);
+    assert_int_equal(sendto(client, "ping", 4, 0, (struct sockaddr *)&sun,
+                            len), 4);
+    req = next_datagram(srv);
+    assert_non_null(req);
+    assert_string_equal(ss_request_peer(req), cpath);
+    assert_int_equal(ss_read(req, buf, sizeof buf), 4);
+    assert_memory_equal(buf, "ping", 4);
+    assert_int_equal(ss_send(req, "now", 3), 0);
+    assert_int_equal(recv(client, buf, sizeof buf, 0), 3);
+    assert_memory_equal(buf, "now", 3);
+    assert_int_equal(ss_printf(req, "pong %d", 1), 0);
+    srv->set.transport->finish(req);
+    ss_request_release(req);
+    assert_int_equal(recv(client, buf, sizeof buf, 0), 6);
+    assert_memory_equal(buf, "pong 1", 6);
+    close(client);
+    ss_server_free(srv);                /* removes its socket file */
+    snprintf(buf, sizeof buf, "%s/s.sock", dir);
+    assert_int_equal(access(buf, F_OK), -1);
+    unlink(cpath);
+    assert_int_equal(rmdir(dir), 0);
+}
+
+/*
+ * BUG (core/dgram.c, dgram_get_request; seen in ss_server_sendto): for a
+ * datagram from an unbound Unix client the kernel returns msg_namelen 0,
+ * so the request's address has no family: its peer text is "unknown"
+ * instead of "unix:unnamed", and ss_server_sendto's guard for unbound Unix
+ * clients (EDESTADDRREQ) never matches; sendto() is tried with a zero
+ * address length and fails with ENOTCONN.
+ */
+static void
+test_ss_server_sendto_unix_dgram_unbound(void **state)
+{
+    char dir[] = "/tmp/ss-test-request.XXXXXX", spath[128];
+    struct sockaddr_un sun;
+    socklen_t len;
+    struct ss_server *srv;
+    struct ss_request *req;
+    char buf[64];
+    int client;
+
+    (void)state;
+    assert_non_null(mkdtemp(dir));
+    srv = unix_dgram_server(dir, &sun, &len);
+    client = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+    assert_int_equal(sendto(client, "hi", 2, 0, (struct sockaddr *)&sun,
+                            len), 2);
+    req = next_datagram(srv);
+    assert_non_null(req);
+    /* it can be read ... */
+    assert_int_equal(ss_read(req, buf, sizeof buf), 2);
+    assert_memory_equal(buf, "hi", 2);
+    /* ... the reply is dropped, not a crash ... */
+    assert_int_equal(ss_write(req, "reply", 5), 0);
+    srv->set.transport->finish(req);
+    /* ... but its address is not known as a Unix one */
+    snprintf(buf, sizeof buf, "%s", ss_request_peer(req));
+    errno = 0;
+    int rc = ss_send(req, "x", 1);
+    int e = errno;
+
+    ss_request_release(req);
+    close(client);
+    ss_server_free(srv);
+    snprintf(spath, sizeof spath, "%s/s.sock", dir);
+    unlink(spath);
+    rmdir(dir);
+    assert_string_equal(buf, "unix:unnamed");
+    assert_int_equal(rc, -1);
+    assert_int_equal(e, EDESTADDRREQ);
+}
+
 #define STREAM_TEST(f) \
     cmocka_unit_test_setup_teardown(f, setup_stream, teardown_stream)
 
@@ -1202,6 +1343,9 @@ main(void)
         cmocka_unit_test(test_ss_write_datagram_reply_limit),
         cmocka_unit_test(test_ss_write_datagram_real_reply),
         cmocka_unit_test(test_ss_read_datagram_oversized_dropped),
+        cmocka_unit_test(test_ss_dgram_own_packet_outlives_buffer),
+        cmocka_unit_test(test_ss_write_unix_dgram_reply),
+        cmocka_unit_test(test_ss_server_sendto_unix_dgram_unbound),
     };
 
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -1188,7 +1188,7 @@ test_ss_server_errorf_core_key_line(void **state)
 }
 
 static void
-test_ss_server_init_handler_fails_without_message(void **state)
+test_ss_server_init_handler_fails_silently(void **state)
 {
     struct errs e;
     struct ss_server *srv = new_server(&opts, &e);
@@ -1284,7 +1284,7 @@ main(void)
         cmocka_unit_test_setup(test_ss_server_errorf_section_line, reset_got),
         cmocka_unit_test_setup(test_ss_server_errorf_core_key_line,
                                reset_got),
-        cmocka_unit_test_setup(test_ss_server_init_handler_fails_without_message,
+        cmocka_unit_test_setup(test_ss_server_init_handler_fails_silently,
                                reset_got),
         cmocka_unit_test_setup(test_ss_server_init_unknown_key, reset_got),
     };

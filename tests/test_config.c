@@ -258,6 +258,29 @@ test_conf_load_string_blank_section_name(void **state)
     free(errs);
 }
 
+/*
+ * BUG (core/config.c, ini_read): inih also splits "key: value", but the
+ * reader only checks for '='.  "port: 8000" is refused, yet a ':' before
+ * an '=' is taken as the delimiter: "host:port = x" silently becomes key
+ * "host" with value "port = x".
+ */
+static void
+test_conf_load_string_colon_delimiter(void **state)
+{
+    (void)state;
+    expect_errors("[s]\nport: 8000\n", "t.ini:2: expected \"key = value\" or "
+                  "\"[section]\", not \"port: 8000\"\n");
+    /* refused too (whatever the wording), not misread */
+    struct conf conf;
+    char *errs = NULL;
+
+    assert_int_equal(load_str(&conf, "[s]\nhost:port = x\n", &errs), -1);
+    assert_memory_equal(errs, "t.ini:2: ", 9);
+    assert_null(conf_get(conf_find(&conf, "s"), "host"));
+    conf_free(&conf);
+    free(errs);
+}
+
 static void
 test_conf_load_string_every_error_reported(void **state)
 {
@@ -1254,6 +1277,7 @@ main(void)
         cmocka_unit_test(test_conf_load_string_section_name_too_long),
         cmocka_unit_test(test_conf_load_string_two_refused_sections),
         cmocka_unit_test(test_conf_load_string_blank_section_name),
+        cmocka_unit_test(test_conf_load_string_colon_delimiter),
         cmocka_unit_test(test_conf_load_string_every_error_reported),
         cmocka_unit_test(test_conf_load_string_good_file),
         cmocka_unit_test(test_conf_load_string_crlf_and_bom),

@@ -28,6 +28,28 @@
 
 /* ---- helpers ------------------------------------------------------------ */
 
+/*
+ * What a test started, for the teardown to end if an assertion jumps out
+ * of the test before it could (the objects are static, not on its stack).
+ */
+struct proc {
+    pid_t pid;
+    int in, out;                        /* its stdin, its stdout + stderr */
+    char buf[65536];
+    size_t len, pos;                    /* pos: after the last match */
+};
+
+static struct ssd *live_daemon;
+static struct proc *live_proc[2];
+
+/* Starts the daemon on ini_text and remembers it for the teardown. */
+static void
+daemon_start(struct ssd *d, const char *ini_text, const char *const *args)
+{
+    live_daemon = d;
+    assert_int_equal(ssd_start(d, ini_text, 1, args), 0);
+}
+
 /* Starts the daemon with one [talk] server plus extra lines, and args. */
 static void
 talk_start_args(struct ssd *d, const char *extra, const char *const *args)
@@ -39,7 +61,7 @@ talk_start_args(struct ssd *d, const char *extra, const char *const *args)
                  "[talk]\nhandler = talk\ntype = tcp\nmode = threading\n"
                  "host = 127.0.0.1\nport = 0\n%s", extra ? extra : "");
     assert_true(n > 0 && (size_t)n < sizeof ini);
-    assert_int_equal(ssd_start(d, ini, 1, args), 0);
+    daemon_start(d, ini, args);
 }
 
 static void
@@ -56,8 +78,9 @@ talk_stop(struct ssd *d)
 
     if (st != 0)
         ssd_print_log(d);
-    assert_int_equal(st, 0);
     ssd_cleanup(d);
+    live_daemon = NULL;
+    assert_int_equal(st, 0);
 }
 
 /* The client's own address as the server names it: "127.0.0.1:PORT". */
@@ -269,7 +292,7 @@ test_talk_ten_turns(void **unused)
     struct seed b = { .script = sb, .nscript = 5 };
     char an[64], bn[64], want[256];
     pthread_t ta, tb;
-    struct ssd d;
+    static struct ssd d;
 
     (void)unused;
     talk_start(&d, NULL);
@@ -306,12 +329,6 @@ test_talk_ten_turns(void **unused)
 
 /* ---- the tutorial's own clients ----------------------------------------- */
 
-struct proc {
-    pid_t pid;
-    int in, out;                        /* its stdin, its stdout + stderr */
-    char buf[65536];
-    size_t len, pos;                    /* pos: after the last match */
-};
 
 /* Runs `python3 -u SEED_DIR/script` talking to port. */
 static void
@@ -330,6 +347,8 @@ proc_start(struct proc *p, const char *script, int port)
     assert_int_equal(pipe2(out, O_CLOEXEC), 0);
     p->pid = fork();
     assert_true(p->pid >= 0);
+    if (p->pid > 0)
+        live_proc[live_proc[0] != NULL] = p;
     if (p->pid == 0) {
         dup2(in[0], 0);
         dup2(out[1], 1);
@@ -406,6 +425,7 @@ proc_wait(struct proc *p)
             break;
     }
     waitpid(p->pid, &st, 0);
+    p->pid = 0;
     close(p->in);
     close(p->out);
     return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
@@ -423,9 +443,9 @@ test_talk_seed_clients(void **unused)
         "hello, who is there?", "你好, it is me", "over", "over again",
         "over and out",
     };
-    struct proc p1, p2;
+    static struct proc p1, p2;
     char expect[256];
-    struct ssd d;
+    static struct ssd d;
 
     (void)unused;
     talk_start(&d, NULL);
@@ -513,7 +533,7 @@ test_talk_full_duplex_1mib(void **unused)
     unsigned char *da = malloc(n), *db = malloc(n);
     unsigned char *ra = malloc(n), *rb = malloc(n);
     char an[64], bn[64];
-    struct ssd d;
+    static struct ssd d;
     int a, b;
 
     (void)unused;
@@ -560,7 +580,7 @@ test_talk_second_pair(void **unused)
 {
     char an[64], bn[64], cn[64], dn[64], want[256];
     int a, b, c, e;
-    struct ssd d;
+    static struct ssd d;
 
     (void)unused;
     talk_start(&d, NULL);
@@ -612,7 +632,7 @@ static void
 test_talk_waiter_disconnects(void **unused)
 {
     char gone[64], cn[64], dn[64], want[256];
-    struct ssd d;
+    static struct ssd d;
     int g, c, e;
 
     (void)unused;
@@ -645,7 +665,7 @@ static void
 test_talk_reset(void **unused)
 {
     char an[64], bn[64], want[256];
-    struct ssd d;
+    static struct ssd d;
     int a, b;
 
     (void)unused;
@@ -676,7 +696,7 @@ test_talk_wait_timeout(void **unused)
 {
     char an[64], bn[64], buf[256];
     long long t0;
-    struct ssd d;
+    static struct ssd d;
     int a, b;
 
     (void)unused;
@@ -716,7 +736,7 @@ test_talk_never_reads(void **unused)
     long long end;
     size_t sent = 0;
     bool closed = false;
-    struct ssd d;
+    static struct ssd d;
     int a, b, c, e;
 
     (void)unused;
@@ -772,7 +792,7 @@ test_talk_bye_forms(void **unused)
         "bye", "BYE", "Bye\n", "bYe\r\n", "last words\nbye\n",
     };
     char an[64], bn[64], want[256];
-    struct ssd d;
+    static struct ssd d;
 
     (void)unused;
     talk_start(&d, NULL);
@@ -808,7 +828,7 @@ test_talk_early_bytes(void **unused)
 {
     static const char *const debug[] = { "-l", "debug", NULL };
     char an[64], bn[64], want[256];
-    struct ssd d;
+    static struct ssd d;
     int a, b;
 
     (void)unused;
@@ -836,7 +856,7 @@ test_talk_waiter_leaves(void **unused)
 {
     static char big[16384 + 1];
     char an[64], cn[64], dn[64], buf[256];
-    struct ssd d;
+    static struct ssd d;
     int a, c, e;
 
     (void)unused;
@@ -870,13 +890,12 @@ static void
 test_talk_unix_stream(void **unused)
 {
     char buf[256];
-    struct ssd d;
+    static struct ssd d;
     int a, b;
 
     (void)unused;
-    assert_int_equal(ssd_start(&d, "[talk]\nhandler = talk\n"
-                               "type = unix-stream\nmode = threading\n"
-                               "path = @DIR@/talk.sock\n", 1, NULL), 0);
+    daemon_start(&d, "[talk]\nhandler = talk\ntype = unix-stream\n"
+                 "mode = threading\npath = @DIR@/talk.sock\n", NULL);
     a = ssd_connect(ssd_addr(&d, "talk"));
     assert_true(a >= 0);
     log_expect(&d, "talk: unix:unnamed#1 waits for a partner");
@@ -907,7 +926,7 @@ test_talk_server_timeout(void **unused)
 {
     char an[64], bn[64], want[256], buf[256];
     bool told = false;
-    struct ssd d;
+    static struct ssd d;
     int a, b;
 
     (void)unused;
@@ -1008,25 +1027,53 @@ test_talk_options(void **unused)
     free(out);
 }
 
+/* Ends whatever a test left running: after a failure, its daemon and its
+ * client processes. */
+static int
+talk_teardown(void **unused)
+{
+    (void)unused;
+    if (live_daemon != NULL) {
+        ssd_print_log(live_daemon);
+        ssd_cleanup(live_daemon);
+        live_daemon = NULL;
+    }
+    for (size_t i = 0; i < 2; i++) {
+        struct proc *p = live_proc[i];
+
+        live_proc[i] = NULL;
+        if (p == NULL || p->pid <= 0)
+            continue;
+        kill(p->pid, SIGKILL);
+        waitpid(p->pid, NULL, 0);
+        p->pid = 0;
+        close(p->in);
+        close(p->out);
+    }
+    return 0;
+}
+
+#define T(test) cmocka_unit_test_teardown(test, talk_teardown)
+
 int
 main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_talk_ten_turns),
-        cmocka_unit_test(test_talk_seed_clients),
-        cmocka_unit_test(test_talk_full_duplex_1mib),
-        cmocka_unit_test(test_talk_second_pair),
-        cmocka_unit_test(test_talk_waiter_disconnects),
-        cmocka_unit_test(test_talk_reset),
-        cmocka_unit_test(test_talk_wait_timeout),
-        cmocka_unit_test(test_talk_never_reads),
-        cmocka_unit_test(test_talk_bye_forms),
-        cmocka_unit_test(test_talk_early_bytes),
-        cmocka_unit_test(test_talk_waiter_leaves),
-        cmocka_unit_test(test_talk_unix_stream),
-        cmocka_unit_test(test_talk_server_timeout),
-        cmocka_unit_test(test_talk_mode_refused),
-        cmocka_unit_test(test_talk_options),
+        T(test_talk_ten_turns),
+        T(test_talk_seed_clients),
+        T(test_talk_full_duplex_1mib),
+        T(test_talk_second_pair),
+        T(test_talk_waiter_disconnects),
+        T(test_talk_reset),
+        T(test_talk_wait_timeout),
+        T(test_talk_never_reads),
+        T(test_talk_bye_forms),
+        T(test_talk_early_bytes),
+        T(test_talk_waiter_leaves),
+        T(test_talk_unix_stream),
+        T(test_talk_server_timeout),
+        T(test_talk_mode_refused),
+        T(test_talk_options),
     };
 
     signal(SIGPIPE, SIG_IGN);

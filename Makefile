@@ -24,7 +24,7 @@ CMOCKA_LIBS   := $(shell $(PKG_CONFIG) --libs cmocka 2>/dev/null || echo -lcmock
 # the library: servers, transports, modes, requests
 LIB_SRC := core/server.c core/settings.c core/stream.c core/dgram.c \
            core/mode_sync.c core/mode_thread.c core/mode_fork.c \
-           core/request.c core/addr.c core/log.c core/util.c
+           core/request.c core/access.c core/addr.c core/log.c core/util.c
 # the daemon: config file, plugin loader, command line
 DAEMON_SRC := core/config.c core/loader.c
 LIB_OBJ := $(LIB_SRC:%.c=$(B)/%.o)

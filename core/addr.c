@@ -98,6 +98,13 @@ ss_addr_format(const struct sockaddr *sa, socklen_t len, char *buf,
     case AF_INET6: {
         const struct sockaddr_in6 *in6 = (const void *)sa;
 
+        if (IN6_IS_ADDR_V4MAPPED(&in6->sin6_addr)) {
+            /* a dual-stack socket's IPv4 client, shown as IPv4 */
+            inet_ntop(AF_INET, in6->sin6_addr.s6_addr + 12, host,
+                      sizeof host);
+            snprintf(buf, size, "%s:%u", host, ntohs(in6->sin6_port));
+            break;
+        }
         inet_ntop(AF_INET6, &in6->sin6_addr, host, sizeof host);
         snprintf(buf, size, "[%s]:%u", host, ntohs(in6->sin6_port));
         break;

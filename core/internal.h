@@ -25,6 +25,15 @@ struct ss_opt {
     bool claimed;
 };
 
+/* An allow/deny entry: an address and its prefix length. */
+struct ss_cidr {
+    int family;                 /* AF_INET (IPv4-mapped too) or AF_INET6 */
+    unsigned char addr[16];
+    int bits;
+};
+
+struct ss_source;
+
 /* The socketserver attributes; one table in settings.c fills it. */
 struct ss_settings {
     const struct ss_transport *transport;
@@ -40,6 +49,10 @@ struct ss_settings {
     long max_children, max_threads, max_spare_threads;
     long thread_stack_size;
     long max_packet_size;
+    long max_connections, max_per_source;
+    double rate_limit;          /* new requests per second per source */
+    char *allow, *deny;
+    char *socket_mode, *socket_owner;
     int set_line[32];           /* line each core key was set on, 0 unset */
 };
 
@@ -82,6 +95,7 @@ struct ss_request {
     void *data;
     struct ss_request *prev, *next;     /* the server's running list */
     bool listed;
+    bool admitted;              /* counted by ss_access_admit */
 
     /* input: a stream's read-ahead (readline) or a datagram's packet */
     char *rbuf;
@@ -149,8 +163,16 @@ struct ss_server {
     long nthreads, nidle;
     struct ss_worker *idle;
     bool stopping;              /* threads: exit when idle */
-    pid_t *children;
-    size_t nchildren, children_cap;
+    long nconns;                /* admitted connections open */
+    struct {
+        struct ss_cidr *allow, *deny;
+        size_t nallow, ndeny;
+    } acl;
+    struct ss_source **sources; /* per-source counts and rate buckets */
+    size_t nbuckets, nsources;
+    long unix_mode;             /* socket_mode, -1: leave it */
+    uid_t unix_uid;             /* socket_owner, -1: leave it */
+    gid_t unix_gid;
 
     /* the background flusher of ss_send backlogs */
     pthread_mutex_t flush_lock;
@@ -165,6 +187,17 @@ int ss_settings_validate(struct ss_server *);
 void ss_server_fail(struct ss_server *, bool config, int line,
                     const char *fmt, ...) SS_PRINTF(4, 5);
 int ss_opt_line(const struct ss_server *, const char *key);
+
+/* access.c */
+int ss_cidr_parse_list(const char *, struct ss_cidr **, size_t *, char *,
+                       size_t);
+bool ss_access_admit(struct ss_server *, struct ss_request *);
+void ss_access_release(struct ss_server *, const struct sockaddr *,
+                       socklen_t);
+void ss_access_free(struct ss_server *);
+
+/* mode_fork.c */
+void ss_fork_signal(struct ss_server *, int how);
 
 /* addr.c */
 int ss_addr_resolve(const char *host, int port, int socktype,
@@ -189,6 +222,7 @@ void ss_server_untrack(struct ss_server *, struct ss_request *);
 void ss_server_slot_release(struct ss_server *, long n);
 
 void ss_server_wait_idle(struct ss_server *, double deadline);
+void ss_server_kill_all(struct ss_server *);
 int ss_cond_wait_until(pthread_cond_t *, pthread_mutex_t *, double deadline);
 
 /* request.c */

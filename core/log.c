@@ -1,5 +1,6 @@
 /* log.c: one line per call on stderr, written with a single write(2). */
 #include <errno.h>
+#include <fcntl.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <string.h>
@@ -12,6 +13,25 @@ static const char *const level_names[] = {
     [SS_LOG_DEBUG] = "debug: ", [SS_LOG_INFO] = "",
     [SS_LOG_WARNING] = "warning: ", [SS_LOG_ERROR] = "error: ",
 };
+
+/* dup2 replaces stderr atomically: a writer never sees a closed fd. */
+int
+ss_log_open(const char *path)
+{
+    int fd = open(path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0640);
+
+    if (fd < 0)
+        return -1;
+    if (fd != STDERR_FILENO) {
+        int rc = dup2(fd, STDERR_FILENO);
+        int e = errno;
+
+        close(fd);
+        errno = e;
+        return rc < 0 ? -1 : 0;
+    }
+    return 0;
+}
 
 void
 ss_log_set_level(enum ss_log_level level)

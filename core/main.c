@@ -1,6 +1,9 @@
 /* main.c: the sockserv daemon: command line, config, plugins, signals. */
 #include <errno.h>
 #include <getopt.h>
+#include <grp.h>
+#include <pwd.h>
+#include <sys/resource.h>
 #include <libgen.h>
 #include <limits.h>
 #include <pthread.h>
@@ -31,6 +34,7 @@ struct instance {
 };
 
 static atomic_int servers_done;
+static char *log_path;          /* [global] log_file, reopened on SIGHUP */
 
 static void
 usage(FILE *fp)
@@ -206,7 +210,9 @@ serve_main(void *arg)
     return NULL;
 }
 
-static const char *const global_keys[] = { "plugin_path", "log_level" };
+static const char *const global_keys[] = {
+    "plugin_path", "log_level", "log_file", "user", "group",
+};
 
 static int
 check_global(struct conf *conf, const struct conf_section *g,
@@ -220,7 +226,15 @@ check_global(struct conf *conf, const struct conf_section *g,
             known |= strcmp(kv->key, global_keys[k]) == 0;
         if (!known)
             conf_error(conf, kv->line, "unknown key \"%s\" in [global] "
-                       "(plugin_path, log_level)", kv->key);
+                       "(plugin_path, log_level, log_file, user, group)",
+                       kv->key);
+        else if (strcmp(kv->key, "user") == 0 && getpwnam(kv->value) == NULL)
+            conf_error(conf, kv->line, "invalid user \"%s\": no such user",
+                       kv->value);
+        else if (strcmp(kv->key, "group") == 0 &&
+                 getgrnam(kv->value) == NULL)
+            conf_error(conf, kv->line, "invalid group \"%s\": no such group",
+                       kv->value);
         else if (strcmp(kv->key, "log_level") == 0 &&
                  parse_level(kv->value, level_given ? &(enum ss_log_level){0}
                                                     : level) < 0)
@@ -228,6 +242,69 @@ check_global(struct conf *conf, const struct conf_section *g,
                        "info, warning, error)", kv->value);
     }
     return conf->nerrors ? -1 : 0;
+}
+
+/*
+ * After every server has bound: becomes user (and group, or the user's
+ * own), dropping supplementary groups first, and checks that root cannot
+ * be regained.  Returns 0, or -1 after logging why.
+ */
+static int
+drop_privileges(const char *user, const char *group)
+{
+    struct passwd *pw = getpwnam(user);
+    struct group *gr = group ? getgrnam(group) : NULL;
+    gid_t gid;
+
+    if (pw == NULL || (group != NULL && gr == NULL)) {
+        ss_log(SS_LOG_ERROR, "sockserv: user %s or group %s vanished", user,
+               group ? group : "-");
+        return -1;
+    }
+    gid = gr ? gr->gr_gid : pw->pw_gid;
+    if (getuid() == pw->pw_uid && geteuid() == pw->pw_uid &&
+        getgid() == gid && pw->pw_uid != 0)
+        return 0;               /* already that user */
+    if (setgroups(1, &gid) < 0 || setgid(gid) < 0 || setuid(pw->pw_uid) < 0) {
+        ss_log(SS_LOG_ERROR, "sockserv: cannot switch to user %s (group "
+               "%d): %s; refusing to run with more privilege than asked",
+               user, (int)gid, strerror(errno));
+        return -1;
+    }
+    if (pw->pw_uid != 0 && (setuid(0) == 0 || seteuid(0) == 0)) {
+        ss_log(SS_LOG_ERROR, "sockserv: could regain root after switching to "
+               "%s; exiting", user);
+        return -1;
+    }
+    ss_log(SS_LOG_INFO, "sockserv: running as user %s (uid %d, gid %d)",
+           user, (int)pw->pw_uid, (int)gid);
+    return 0;
+}
+
+/*
+ * Raises the open-file limit to the hard limit: each connection is a
+ * descriptor, and a threaded server may hold max_threads of them.
+ */
+static void
+raise_nofile(struct instance *in, size_t n)
+{
+    struct rlimit rl;
+    rlim_t need = 64;
+
+    for (size_t i = 0; i < n; i++)
+        need += (rlim_t)ss_server_max_requests(in[i].srv) + 16;
+    if (getrlimit(RLIMIT_NOFILE, &rl) < 0)
+        return;
+    if (rl.rlim_cur < rl.rlim_max) {
+        rl.rlim_cur = rl.rlim_max;
+        if (setrlimit(RLIMIT_NOFILE, &rl) < 0)
+            (void)getrlimit(RLIMIT_NOFILE, &rl);
+    }
+    if (rl.rlim_cur < need)
+        ss_log(SS_LOG_WARNING, "sockserv: open-file limit is %llu, this "
+               "configuration may need %llu (raise the hard limit, e.g. "
+               "LimitNOFILE= or ulimit -Hn)", (unsigned long long)rl.rlim_cur,
+               (unsigned long long)need);
 }
 
 /*
@@ -292,8 +369,15 @@ signal_loop(struct instance *in, size_t n, const sigset_t *set)
             clock_gettime(CLOCK_MONOTONIC, &deadline);
             deadline.tv_sec += (time_t)grace + 1;
         } else if (sig == SIGHUP) {
-            ss_log(SS_LOG_INFO, "sockserv: SIGHUP ignored (logs go to "
-                   "stderr; restart to reload the configuration)");
+            if (log_path == NULL)
+                ss_log(SS_LOG_INFO, "sockserv: SIGHUP: logging to stderr, "
+                       "nothing to reopen");
+            else if (ss_log_open(log_path) < 0)
+                ss_log(SS_LOG_ERROR, "sockserv: SIGHUP: cannot reopen %s: %s",
+                       log_path, strerror(errno));
+            else
+                ss_log(SS_LOG_INFO, "sockserv: SIGHUP: reopened %s",
+                       log_path);
         }
     }
     return 0;
@@ -396,6 +480,31 @@ main(int argc, char **argv)
                 n, n == 1 ? "" : "s");
         goto out;
     }
+    const struct conf_kv *lf = conf_get(global, "log_file");
+    const struct conf_kv *user = conf_get(global, "user");
+    const struct conf_kv *group = conf_get(global, "group");
+
+    if (lf != NULL) {
+        char buf[PATH_MAX];
+
+        snprintf(buf, sizeof buf, "%s%s%s", lf->value[0] == '/' ? "" :
+                 conf.dir, lf->value[0] == '/' ? "" : "/", lf->value);
+        log_path = strdup(buf);
+        if (log_path == NULL || ss_log_open(log_path) < 0) {
+            ss_log(SS_LOG_ERROR, "sockserv: log_file %s: %s", buf,
+                   strerror(errno));
+            status = 1;
+            goto out;
+        }
+        if (user != NULL) {
+            struct passwd *pw = getpwnam(user->value);
+
+            if (pw != NULL && chown(log_path, pw->pw_uid, (gid_t)-1) < 0)
+                ss_log(SS_LOG_WARNING, "sockserv: chown %s: %s", log_path,
+                       strerror(errno));
+        }
+    }
+    raise_nofile(in, n);
 
     /* signals go to the loop below only; SIGPIPE never kills us */
     signal(SIGPIPE, SIG_IGN);
@@ -415,6 +524,16 @@ main(int argc, char **argv)
         ss_log(SS_LOG_INFO, "%s: listening on %s (%s, %s)",
                ss_server_name(in[i].srv), ss_server_address(in[i].srv),
                ss_server_type(in[i].srv), ss_server_mode(in[i].srv));
+    }
+    if (user != NULL && drop_privileges(user->value,
+                                        group ? group->value : NULL) < 0) {
+        status = 1;
+        goto out;
+    }
+    if (user == NULL && group != NULL) {
+        ss_log(SS_LOG_ERROR, "sockserv: [global] group needs user");
+        status = 1;
+        goto out;
     }
     for (size_t i = 0; i < n; i++) {
         if (pthread_create(&in[i].thread, NULL, serve_main, &in[i]) != 0) {
@@ -443,5 +562,6 @@ out:
     free(ctx);
     conf_free(&conf);
     loader_path_free(&lp);
+    free(log_path);
     return status;
 }

@@ -1,10 +1,14 @@
 /* mode_fork.c: a process per request (ForkingMixIn).  One reaper thread
  * waits for every child as it exits, so none is left a zombie and a
- * server at max_children resumes as soon as one ends. */
+ * server at max_children resumes as soon as one ends.  The parent keeps
+ * each child's connection open (not used) so that shutdown can ask the
+ * child to finish the way a thread is asked: its reading side shut. */
+#include <dirent.h>
 #include <errno.h>
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -12,7 +16,11 @@
 
 struct child {
     pid_t pid;
+    int fd;                     /* the parent's copy of the connection */
     struct ss_server *srv;
+    bool admitted;              /* counted by ss_access_admit */
+    struct sockaddr_storage addr;
+    socklen_t addrlen;
 };
 
 static pthread_mutex_t reg_lock = PTHREAD_MUTEX_INITIALIZER;
@@ -21,25 +29,19 @@ static struct child *reg;
 static size_t nreg, capreg;
 static bool reaper_started;
 
-/* Forgets a child: off the registry and its server's list, slot freed.
- * Called with reg_lock held. */
+/* Forgets a child: off the registry, its connection closed, its slot and
+ * admission released.  Called with reg_lock held. */
 static void
 forget(size_t i)
 {
-    struct ss_server *srv = reg[i].srv;
-    pid_t pid = reg[i].pid;
+    struct child c = reg[i];
 
     reg[i] = reg[--nreg];
-    pthread_mutex_lock(&srv->lock);
-    for (size_t j = 0; j < srv->nchildren; j++) {
-        if (srv->children[j] == pid) {
-            srv->children[j] = srv->children[--srv->nchildren];
-            break;
-        }
-    }
-    srv->active--;
-    pthread_cond_broadcast(&srv->cond);
-    pthread_mutex_unlock(&srv->lock);
+    if (c.fd >= 0)
+        close(c.fd);
+    if (c.admitted)
+        ss_access_release(c.srv, (struct sockaddr *)&c.addr, c.addrlen);
+    ss_server_slot_release(c.srv, 1);
 }
 
 static void *
@@ -64,7 +66,8 @@ reaper_main(void *arg)
         for (size_t i = 0; pid > 0 && i < nreg; i++) {
             if (reg[i].pid != pid)
                 continue;
-            if (WIFSIGNALED(status) && WTERMSIG(status) != SIGTERM)
+            if (WIFSIGNALED(status) && WTERMSIG(status) != SIGTERM &&
+                WTERMSIG(status) != SIGKILL)
                 ss_log(SS_LOG_WARNING, "%s: child %d killed by signal %d",
                        reg[i].srv->name, (int)pid, WTERMSIG(status));
             forget(i);
@@ -98,7 +101,7 @@ start_reaper(void)
 }
 
 static int
-remember(struct ss_server *srv, pid_t pid)
+reserve(void)
 {
     if (nreg == capreg) {
         size_t cap = capreg ? capreg * 2 : 64;
@@ -109,32 +112,44 @@ remember(struct ss_server *srv, pid_t pid)
         reg = r;
         capreg = cap;
     }
-    pthread_mutex_lock(&srv->lock);
-    if (srv->nchildren == srv->children_cap) {
-        size_t cap = srv->children_cap ? srv->children_cap * 2 : 64;
-        pid_t *c = realloc(srv->children, cap * sizeof *c);
-
-        if (c == NULL) {
-            pthread_mutex_unlock(&srv->lock);
-            return -1;
-        }
-        srv->children = c;
-        srv->children_cap = cap;
-    }
-    srv->children[srv->nchildren++] = pid;
-    srv->active++;
-    pthread_mutex_unlock(&srv->lock);
-    reg[nreg].pid = pid;
-    reg[nreg].srv = srv;
-    nreg++;
-    pthread_cond_signal(&reg_cond);
     return 0;
 }
 
-/* In the child: default signals, no listening socket, then the request. */
+/*
+ * In the child: it inherited every socket the daemon had open (other
+ * clients' connections, every server's listening socket).  Holding them
+ * would keep those connections open after their own handlers close them,
+ * so every socket but this request's own is closed.  Other files a handler
+ * opened in init stay.
+ */
+static void
+close_inherited_sockets(int keep1, int keep2)
+{
+    DIR *dir = opendir("/proc/self/fd");
+    struct dirent *e;
+    int self = dir ? dirfd(dir) : -1;
+
+    if (dir == NULL)
+        return;
+    while ((e = readdir(dir)) != NULL) {
+        struct stat st;
+        long fd;
+
+        if (!ss_parse_long(e->d_name, 3, 1 << 30, &fd) || fd == self ||
+            fd == keep1 || fd == keep2)
+            continue;
+        if (fstat((int)fd, &st) == 0 && S_ISSOCK(st.st_mode))
+            close((int)fd);
+    }
+    closedir(dir);
+}
+
+/* In the child: default signals, fresh locks (only this thread is left),
+ * then the request. */
 static void
 run_child(struct ss_server *srv, struct ss_request *req)
 {
+    pthread_condattr_t ca;
     sigset_t none;
 
     sigemptyset(&none);
@@ -142,15 +157,19 @@ run_child(struct ss_server *srv, struct ss_request *req)
     signal(SIGINT, SIG_DFL);
     signal(SIGHUP, SIG_DFL);
     pthread_sigmask(SIG_SETMASK, &none, NULL);
-    if (srv->set.transport->kind == SS_STREAM) {
-        close(srv->fd);
-        srv->fd = -1;
-    }
+    pthread_mutex_init(&srv->lock, NULL);
+    pthread_condattr_init(&ca);
+    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+    pthread_cond_init(&srv->cond, &ca);
+    pthread_mutex_init(&srv->flush_lock, NULL);
+    pthread_mutex_init(&req->lock, NULL);
+    pthread_cond_init(&req->drained, NULL);
+    srv->running = NULL;
     srv->flusher_started = false;       /* threads stay in the parent */
-    if (srv->epfd >= 0) {
-        close(srv->epfd);
-        srv->epfd = -1;
-    }
+    srv->epfd = -1;
+    req->admitted = false;              /* the parent counts it */
+    close_inherited_sockets(req->fd,
+                            req->fd < 0 ? srv->fd : -1);
     ss_request_run(req);
     _exit(0);
 }
@@ -158,28 +177,54 @@ run_child(struct ss_server *srv, struct ss_request *req)
 static void
 fork_process(struct ss_server *srv, struct ss_request *req)
 {
-    pid_t pid;
+    pid_t pid = -1;
 
     pthread_mutex_lock(&reg_lock);
-    if (start_reaper() < 0) {
-        pid = -1;
-    } else {
+    if (start_reaper() == 0 && reserve() == 0) {
         pid = fork();
         if (pid == 0)
             run_child(srv, req);
     }
-    if (pid > 0 && remember(srv, pid) < 0) {
-        /* cannot track it: wait for it here rather than lose a zombie */
-        ss_log(SS_LOG_ERROR, "%s: out of memory tracking child %d",
-               srv->name, (int)pid);
-        kill(pid, SIGKILL);
-        waitpid(pid, NULL, 0);
+    if (pid > 0) {
+        struct child *c = &reg[nreg++];
+
+        c->pid = pid;
+        c->fd = req->fd;            /* kept: see the top of this file */
+        c->srv = srv;
+        c->admitted = req->admitted;
+        memcpy(&c->addr, &req->addr, sizeof c->addr);
+        c->addrlen = req->addrlen;
+        req->fd = -1;
+        req->admitted = false;
+        pthread_mutex_lock(&srv->lock);
+        srv->active++;
+        pthread_mutex_unlock(&srv->lock);
+        pthread_cond_signal(&reg_cond);
     }
     pthread_mutex_unlock(&reg_lock);
     if (pid < 0)
         ss_log(SS_LOG_WARNING, "%s: %s: fork: %s; connection closed",
                srv->name, req->peer, strerror(errno));
-    ss_request_end(req);        /* the parent's copy */
+    ss_request_end(req);        /* the parent's request object */
+}
+
+/*
+ * Asks a server's children to end: how 0 shuts the reading side of their
+ * connections (a datagram child is sent SIGTERM), how 1 kills them.
+ */
+void
+ss_fork_signal(struct ss_server *srv, int how)
+{
+    pthread_mutex_lock(&reg_lock);
+    for (size_t i = 0; i < nreg; i++) {
+        if (reg[i].srv != srv)
+            continue;
+        if (how == 0 && reg[i].fd >= 0)
+            shutdown(reg[i].fd, SHUT_RD);
+        else
+            kill(reg[i].pid, how == 0 ? SIGTERM : SIGKILL);
+    }
+    pthread_mutex_unlock(&reg_lock);
 }
 
 static void
@@ -190,17 +235,10 @@ fork_wait(struct ss_server *srv, double deadline)
     ss_server_wait_idle(srv, deadline);
 }
 
-/* Children still running after the grace period and SIGTERM are killed. */
 static void
 fork_stop(struct ss_server *srv)
 {
-    if (!srv->set.block_on_close)
-        return;
-    pthread_mutex_lock(&srv->lock);
-    for (size_t i = 0; i < srv->nchildren; i++)
-        kill(srv->children[i], SIGKILL);
-    pthread_mutex_unlock(&srv->lock);
-    ss_server_wait_idle(srv, ss_now() + 1);
+    (void)srv;
 }
 
 const struct ss_mode ss_mode_fork = {

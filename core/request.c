@@ -639,6 +639,11 @@ ss_request_run(struct ss_request *req)
 void
 ss_request_end(struct ss_request *req)
 {
+    if (req->admitted) {
+        req->admitted = false;
+        ss_access_release(req->srv, (struct sockaddr *)&req->addr,
+                          req->addrlen);
+    }
     if (req->fd >= 0) {
         struct ss_server *srv = req->srv;
 

@@ -235,6 +235,18 @@ open_socket(struct ss_server *srv, const struct sockaddr *sa, socklen_t len,
         (void)setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &zero, sizeof zero);
     if (bind(fd, sa, len) < 0)
         goto out_close;
+    /* a Unix socket's mode and owner are set before anyone can connect */
+    if (sa->sa_family == AF_UNIX &&
+        ((srv->unix_mode >= 0 &&
+          chmod(srv->set.path, (mode_t)srv->unix_mode) < 0) ||
+         ((srv->unix_uid != (uid_t)-1 || srv->unix_gid != (gid_t)-1) &&
+          chown(srv->set.path, srv->unix_uid, srv->unix_gid) < 0))) {
+        int e = errno;
+
+        unlink(srv->set.path);
+        errno = e;
+        goto out_close;
+    }
     srv->fd = fd;
     if (srv->set.transport->bind(srv, sa, len) < 0) {
         srv->fd = -1;
@@ -385,6 +397,17 @@ ss_server_slot_release(struct ss_server *srv, long n)
     pthread_mutex_unlock(&srv->lock);
 }
 
+long
+ss_server_max_requests(const struct ss_server *srv)
+{
+    long limit = srv->set.mode == &ss_mode_thread ? srv->set.max_threads
+               : srv->set.mode == &ss_mode_fork ? srv->set.max_children : 1;
+
+    if (srv->set.max_connections > 0 && srv->set.max_connections > limit)
+        limit = srv->set.max_connections;   /* refused ones are fds too */
+    return limit;
+}
+
 static long
 slot_limit(const struct ss_server *srv)
 {
@@ -440,10 +463,27 @@ ss_server_wait_idle(struct ss_server *srv, double deadline)
     pthread_mutex_unlock(&srv->lock);
 }
 
-/* Shuts every running connection down so blocked handlers return; asks
- * children to end. */
+/*
+ * Stage one of cutting what still runs: the reading side of every running
+ * connection is shut, so a handler reads what the client already sent and
+ * then sees the end (an echo client gets every byte it sent back), and
+ * forked children are asked the same way.
+ */
 void
 ss_server_shutdown_now(struct ss_server *srv)
+{
+    pthread_mutex_lock(&srv->lock);
+    for (struct ss_request *r = srv->running; r != NULL; r = r->next)
+        if (r->fd >= 0)
+            shutdown(r->fd, SHUT_RD);
+    pthread_mutex_unlock(&srv->lock);
+    ss_fork_signal(srv, 0);
+}
+
+/* Stage two: connections shut both ways (blocked writes return too),
+ * children killed. */
+void
+ss_server_kill_all(struct ss_server *srv)
 {
     pthread_mutex_lock(&srv->lock);
     for (struct ss_request *r = srv->running; r != NULL; r = r->next) {
@@ -452,9 +492,8 @@ ss_server_shutdown_now(struct ss_server *srv)
             shutdown(r->fd, SHUT_RDWR);
         }
     }
-    for (size_t i = 0; i < srv->nchildren; i++)
-        kill(srv->children[i], SIGTERM);
     pthread_mutex_unlock(&srv->lock);
+    ss_fork_signal(srv, 1);
 }
 
 /* ---- serving ------------------------------------------------------------ */
@@ -501,6 +540,10 @@ take_request(struct ss_server *srv)
         }
         ss_log(SS_LOG_WARNING, "%s: accept: %s", srv->name, strerror(errno));
         return -1;
+    }
+    if (!ss_access_admit(srv, req)) {
+        ss_request_end(req);
+        return 1;
     }
     if (srv->verify != NULL &&
         !srv->verify(srv, (struct sockaddr *)&req->addr, req->addrlen,
@@ -601,6 +644,8 @@ ss_server_close(struct ss_server *srv)
                "running connections", srv->name, srv->set.shutdown_timeout);
         ss_server_shutdown_now(srv);
         srv->set.mode->wait(srv, ss_now() + 2);
+        ss_server_kill_all(srv);
+        srv->set.mode->wait(srv, ss_now() + 2);
     }
     srv->set.mode->stop(srv);
     pthread_mutex_lock(&srv->lock);
@@ -639,7 +684,11 @@ ss_server_free(struct ss_server *srv)
     free(srv->set.path);
     free(srv->unix_path);
     free(srv->pkt);
-    free(srv->children);
+    ss_access_free(srv);
+    free(srv->set.allow);
+    free(srv->set.deny);
+    free(srv->set.socket_mode);
+    free(srv->set.socket_owner);
     for (int i = 0; i < 2; i++)
         if (srv->wake[i] >= 0)
             close(srv->wake[i]);

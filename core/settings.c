@@ -1,6 +1,8 @@
 /* settings.c: the core's keys (one table: name, parser, field, range),
  * the handler's own options, and configuration errors. */
 #include <errno.h>
+#include <grp.h>
+#include <pwd.h>
 #include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -9,7 +11,7 @@
 #include "internal.h"
 
 enum key_kind { K_TYPE, K_MODE, K_STR, K_PORT, K_LONG, K_SIZE, K_BOOL,
-                K_SECONDS };
+                K_SECONDS, K_RATE };
 
 struct key {
     const char *name;
@@ -38,6 +40,13 @@ static const struct key keys[] = {
     { "thread_stack_size",   K_SIZE,    F(thread_stack_size), 16384,
                                         1L << 30 },
     { "max_packet_size",     K_LONG,    F(max_packet_size), 1, 16 << 20 },
+    { "max_connections",     K_LONG,    F(max_connections), 0, 100000000 },
+    { "max_per_source",      K_LONG,    F(max_per_source), 0, 100000000 },
+    { "rate_limit",          K_RATE,    F(rate_limit), 0, 1000000 },
+    { "allow",               K_STR,     F(allow), 0, 0 },
+    { "deny",                K_STR,     F(deny), 0, 0 },
+    { "socket_mode",         K_STR,     F(socket_mode), 0, 0 },
+    { "socket_owner",        K_STR,     F(socket_owner), 0, 0 },
 };
 #undef F
 #define NKEYS (sizeof keys / sizeof keys[0])
@@ -168,6 +177,15 @@ set_core_key(struct ss_server *srv, const struct key *k, const char *value,
             return -1;
         }
         return 0;
+    case K_RATE:
+        if (!ss_parse_double(value, (double)k->min, (double)k->max,
+                             (double *)(void *)field)) {
+            ss_server_fail(srv, true, line, "invalid %s \"%s\" (requests "
+                           "per second from one address, 0 or none = no "
+                           "limit)", k->name, value);
+            return -1;
+        }
+        return 0;
     case K_SECONDS:
         if (!ss_parse_double(value, (double)k->min, (double)k->max,
                              (double *)(void *)field)) {
@@ -259,6 +277,120 @@ ss_opt_line(const struct ss_server *srv, const char *key)
     return line > 0 ? line : srv->section_line;
 }
 
+/* "0660" and the like. */
+static bool
+parse_mode(const char *s, long *out)
+{
+    char *end;
+    long v;
+
+    errno = 0;
+    v = strtol(s, &end, 8);
+    if (errno != 0 || *s == '\0' || *end != '\0' || v < 0 || v > 07777)
+        return false;
+    *out = v;
+    return true;
+}
+
+/* "user", "user:group", or numeric ids. */
+static int
+parse_owner(const char *s, uid_t *uid, gid_t *gid, char *err, size_t errlen)
+{
+    char user[256], *colon;
+    long id;
+
+    snprintf(user, sizeof user, "%s", s);
+    colon = strchr(user, ':');
+    if (colon != NULL)
+        *colon++ = '\0';
+    *uid = (uid_t)-1;
+    *gid = (gid_t)-1;
+    if (user[0] != '\0') {
+        struct passwd *pw = getpwnam(user);
+
+        if (pw != NULL) {
+            *uid = pw->pw_uid;
+            *gid = pw->pw_gid;
+        } else if (ss_parse_long(user, 0, 0x7fffffff, &id)) {
+            *uid = (uid_t)id;
+        } else {
+            snprintf(err, errlen, "no user \"%s\"", user);
+            return -1;
+        }
+    }
+    if (colon != NULL && *colon != '\0') {
+        struct group *gr = getgrnam(colon);
+
+        if (gr != NULL) {
+            *gid = gr->gr_gid;
+        } else if (ss_parse_long(colon, 0, 0x7fffffff, &id)) {
+            *gid = (gid_t)id;
+        } else {
+            snprintf(err, errlen, "no group \"%s\"", colon);
+            return -1;
+        }
+    }
+    return 0;
+}
+
+/* allow, deny, socket_mode, socket_owner: parsed, and only where they
+ * apply (addresses for IP types, the file for Unix types). */
+static int
+validate_access(struct ss_server *srv)
+{
+    struct ss_settings *s = &srv->set;
+    char err[512];
+    int rc = 0;
+    static const char *const ip_keys[] = { "allow", "deny",
+                                           "max_per_source", "rate_limit" };
+    static const char *const unix_keys[] = { "socket_mode",
+                                             "socket_owner" };
+    const char *const *wrong = is_unix(s) ? ip_keys : unix_keys;
+    size_t nwrong = is_unix(s) ? 4 : 2;
+
+    for (size_t i = 0; i < nwrong; i++) {
+        if (core_key_line(srv, wrong[i]) != 0) {
+            ss_server_fail(srv, true, ss_opt_line(srv, wrong[i]), "\"%s\" "
+                           "does not apply to type %s", wrong[i],
+                           s->type_name);
+            rc = -1;
+        }
+    }
+    srv->unix_mode = -1;
+    srv->unix_uid = (uid_t)-1;
+    srv->unix_gid = (gid_t)-1;
+    if (s->allow != NULL && ss_cidr_parse_list(s->allow, &srv->acl.allow,
+                                               &srv->acl.nallow, err,
+                                               sizeof err) < 0) {
+        ss_server_fail(srv, true, ss_opt_line(srv, "allow"), "invalid allow: "
+                       "%s", err);
+        rc = -1;
+    }
+    if (s->deny != NULL && ss_cidr_parse_list(s->deny, &srv->acl.deny,
+                                              &srv->acl.ndeny, err,
+                                              sizeof err) < 0) {
+        ss_server_fail(srv, true, ss_opt_line(srv, "deny"), "invalid deny: "
+                       "%s", err);
+        rc = -1;
+    }
+    if (s->socket_mode != NULL && !parse_mode(s->socket_mode,
+                                              &srv->unix_mode)) {
+        ss_server_fail(srv, true, ss_opt_line(srv, "socket_mode"), "invalid "
+                       "socket_mode \"%s\" (octal, e.g. 0660)",
+                       s->socket_mode);
+        rc = -1;
+    }
+    if (s->socket_owner != NULL &&
+        parse_owner(s->socket_owner, &srv->unix_uid, &srv->unix_gid, err,
+                    sizeof err) < 0) {
+        ss_server_fail(srv, true, ss_opt_line(srv, "socket_owner"), "invalid "
+                       "socket_owner \"%s\": %s (user, user:group or ids)",
+                       s->socket_owner, err);
+        rc = -1;
+    }
+    return rc;
+}
+
 /*
  * Checks what no single key can: an address that fits the type, and no
  * handler key left unclaimed (after init).  Reports every problem.
@@ -309,6 +441,8 @@ ss_settings_validate(struct ss_server *srv)
             rc = -1;
         }
     }
+    if (validate_access(srv) < 0)
+        rc = -1;
     if (core_key_line(srv, "allow_reuse_address") == 0)
         s->allow_reuse_address = s->transport->kind == SS_STREAM;
     if (!(srv->handler->kinds & s->transport->kind)) {

@@ -168,6 +168,9 @@ void ss_server_set_max_backlog(struct ss_server *, size_t bytes);
 void ss_log(enum ss_log_level, const char *fmt, ...) SS_PRINTF(2, 3);
 void ss_vlog(enum ss_log_level, const char *fmt, va_list);
 void ss_log_set_level(enum ss_log_level);
+/* Sends the log (and stderr) to path, appending; again to reopen it after
+ * a rotation.  0 or -1 (errno). */
+int ss_log_open(const char *path);
 bool ss_log_enabled(enum ss_log_level);
 
 /* ---- Embedding: a server without the daemon ---------------------------- */
@@ -223,6 +226,8 @@ void ss_server_close(struct ss_server *);
  * return, and sends SIGTERM to children.  Safe from any thread. */
 void ss_server_shutdown_now(struct ss_server *);
 double ss_server_shutdown_timeout(const struct ss_server *);
+/* How many requests may run at once (max_threads, max_children, 1). */
+long ss_server_max_requests(const struct ss_server *);
 void ss_server_free(struct ss_server *);
 
 /*

@@ -1,0 +1,550 @@
+/* test_limits.c: the daemon's limits, access control, privileges, log
+ * file and graceful shutdown, against the real daemon on port 0. */
+#include <errno.h>
+#include <arpa/inet.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <pthread.h>
+#include <pwd.h>
+#include <setjmp.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/time.h>
+#include <time.h>
+#include <unistd.h>
+#include <cmocka.h>
+
+#include "support/daemon.h"
+
+static void
+assert_echo_ok(const char *addr)
+{
+    char buf[16];
+    int fd = ssd_connect(addr);
+
+    assert_true(fd >= 0);
+    assert_int_equal(ssd_send_str(fd, "k"), 0);
+    assert_true(ssd_recv_until(fd, buf, sizeof buf, "k", 5000));
+    close(fd);
+}
+
+/* A TCP connection to 127.0.0.1:port from the source address src. */
+static int
+connect_from(const char *src, int port)
+{
+    struct sockaddr_in me = { .sin_family = AF_INET };
+    struct sockaddr_in to = { .sin_family = AF_INET,
+                              .sin_port = htons((uint16_t)port) };
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+
+    inet_pton(AF_INET, src, &me.sin_addr);
+    inet_pton(AF_INET, "127.0.0.1", &to.sin_addr);
+    if (fd < 0 || bind(fd, (struct sockaddr *)&me, sizeof me) < 0 ||
+        connect(fd, (struct sockaddr *)&to, sizeof to) < 0) {
+        if (fd >= 0)
+            close(fd);
+        return -1;
+    }
+    return fd;
+}
+
+/* Connected, then closed by the server before any echo. */
+static void
+assert_fd_refused(int fd)
+{
+    assert_true(fd >= 0);
+    (void)ssd_send_str(fd, "k");
+    assert_true(ssd_closed_within(fd, 5000));
+    close(fd);
+}
+
+static void
+assert_refused(const char *addr)
+{
+    int fd = ssd_connect(addr);
+
+    if (fd < 0)
+        return;                 /* refused at connect: also refused */
+    (void)ssd_send_str(fd, "k");
+    assert_true(ssd_closed_within(fd, 5000));
+    close(fd);
+}
+
+static void
+test_limits_deny_and_allow(void **state)
+{
+    static const char ini[] =
+        "[d]\nhandler = echo\nmode = threading\nport = 0\n"
+        "deny = 10.0.0.0/8, 127.0.0.0/8\n"
+        "[a]\nhandler = echo\nmode = threading\nhost = *\nport = 0\n"
+        "allow = ::1 192.0.2.0/24\n"
+        "[both]\nhandler = echo\nmode = threading\nhost = *\nport = 0\n"
+        "allow = 127.0.0.0/8 ::1\ndeny = 127.0.0.2\n";
+    char addr[64];
+    struct ssd d;
+
+    (void)state;
+    assert_int_equal(ssd_start(&d, ini, 3, NULL), 0);
+    assert_refused(ssd_addr(&d, "d"));
+    assert_true(ssd_log_wait(&d, "refused (in deny)", 5000));
+    /* a dual-stack server: IPv4 127.0.0.1 is not in allow, ::1 is */
+    snprintf(addr, sizeof addr, "127.0.0.1:%d", ssd_port(&d, "a"));
+    assert_refused(addr);
+    assert_true(ssd_log_wait(&d, "a: 127.0.0.1:", 5000));
+    assert_true(ssd_log_has(&d, "refused (not in allow)"));
+    snprintf(addr, sizeof addr, "[::1]:%d", ssd_port(&d, "a"));
+    assert_echo_ok(addr);
+    /* deny wins over allow */
+    snprintf(addr, sizeof addr, "127.0.0.1:%d", ssd_port(&d, "both"));
+    assert_echo_ok(addr);
+    assert_fd_refused(connect_from("127.0.0.2", ssd_port(&d, "both")));
+    assert_true(ssd_log_wait(&d, "both: 127.0.0.2:", 5000));
+    assert_int_equal(ssd_stop(&d, SIGTERM), 0);
+    ssd_cleanup(&d);
+}
+
+static void
+test_limits_config_errors(void **state)
+{
+    static const struct { const char *ini, *expect; } cases[] = {
+        { "[e]\nhandler = echo\nport = 0\nallow = 10.0.0.0/33\n",
+          ":4: invalid allow: \"10.0.0.0/33\": invalid prefix length (0-32)" },
+        { "[e]\nhandler = echo\nport = 0\ndeny = localhost\n",
+          ":4: invalid deny: \"localhost\" is not an address or CIDR block" },
+        { "[e]\nhandler = echo\ntype = unix-stream\npath = x\n"
+          "allow = ::1\n", ":5: \"allow\" does not apply to type "
+          "unix-stream" },
+        { "[e]\nhandler = echo\nport = 0\nsocket_mode = 0600\n",
+          ":4: \"socket_mode\" does not apply to type tcp" },
+        { "[e]\nhandler = echo\ntype = unix-stream\npath = x\n"
+          "socket_mode = 999\n", ":5: invalid socket_mode \"999\"" },
+        { "[e]\nhandler = echo\ntype = unix-stream\npath = x\n"
+          "socket_owner = no-such-user-x\n",
+          ":5: invalid socket_owner \"no-such-user-x\": no user" },
+        { "[e]\nhandler = echo\nport = 0\nrate_limit = fast\n",
+          ":4: invalid rate_limit \"fast\"" },
+        { "[e]\nhandler = echo\nport = 0\nmax_per_source = -1\n",
+          ":4: invalid max_per_source \"-1\"" },
+        { "[global]\nuser = no-such-user-x\n[e]\nhandler = echo\nport = 0\n",
+          ":2: invalid user \"no-such-user-x\": no such user" },
+    };
+
+    (void)state;
+    for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
+        char *out = NULL;
+        int st = ssd_run(cases[i].ini, NULL, &out);
+
+        if (st != 2 || strstr(out, cases[i].expect) == NULL)
+            fprintf(stderr, "case %zu: status %d, want \"%s\" in:\n%s\n", i,
+                    st, cases[i].expect, out);
+        assert_int_equal(st, 2);
+        assert_non_null(strstr(out, cases[i].expect));
+        free(out);
+    }
+}
+
+static void
+test_limits_max_per_source_and_connections(void **state)
+{
+    static const char ini[] =
+        "[s]\nhandler = echo\nmode = threading\nport = 0\n"
+        "max_per_source = 2\n"
+        "[c]\nhandler = echo\nmode = forking\nport = 0\n"
+        "max_connections = 3\n";
+    const char *names[] = { "s", "c" };
+    const int limit[] = { 2, 3 };
+    const char *why[] = { "refused (max_per_source reached)",
+                          "refused (max_connections reached)" };
+    struct ssd d;
+
+    (void)state;
+    assert_int_equal(ssd_start(&d, ini, 2, NULL), 0);
+    for (int k = 0; k < 2; k++) {
+        int fds[3];
+        char buf[8];
+
+        for (int i = 0; i < limit[k]; i++) {
+            fds[i] = ssd_connect(ssd_addr(&d, names[k]));
+            assert_int_equal(ssd_send_str(fds[i], "k"), 0);
+            assert_true(ssd_recv_until(fds[i], buf, sizeof buf, "k", 5000));
+        }
+        assert_refused(ssd_addr(&d, names[k]));
+        assert_true(ssd_log_wait(&d, why[k], 5000));
+        /* one leaves: room for one more (the count follows closes) */
+        close(fds[0]);
+        int again = -1;
+
+        for (int tries = 0; tries < 200; tries++) {
+            again = ssd_connect(ssd_addr(&d, names[k]));
+            assert_int_equal(ssd_send_str(again, "k"), 0);
+            if (ssd_recv_until(again, buf, sizeof buf, "k", 200))
+                break;
+            close(again);       /* the close was not seen yet: retry */
+            again = -1;
+        }
+        assert_true(again >= 0);
+        close(again);
+        for (int i = 1; i < limit[k]; i++)
+            close(fds[i]);
+    }
+    assert_int_equal(ssd_stop(&d, SIGTERM), 0);
+    ssd_cleanup(&d);
+}
+
+static void
+test_limits_rate_limit(void **state)
+{
+    static const char ini[] =
+        "[r]\nhandler = echo\nmode = threading\nport = 0\nrate_limit = 5\n";
+    struct ssd d;
+    int served = 0;
+
+    (void)state;
+    assert_int_equal(ssd_start(&d, ini, 1, NULL), 0);
+    for (int i = 0; i < 20; i++) {
+        char buf[8];
+        int fd = ssd_connect(ssd_addr(&d, "r"));
+
+        assert_true(fd >= 0);
+        assert_int_equal(ssd_send_str(fd, "k"), 0);
+        if (ssd_recv_until(fd, buf, sizeof buf, "k", 2000))
+            served++;
+        close(fd);
+    }
+    /* a burst of 5 gets in (plus what refills while the loop runs) */
+    assert_true(served >= 5);
+    assert_true(served < 20);
+    assert_true(ssd_log_has(&d, "refused (rate_limit exceeded)"));
+    assert_int_equal(ssd_stop(&d, SIGTERM), 0);
+    ssd_cleanup(&d);
+}
+
+/* max_threads: at the limit the next connection waits in the backlog. */
+static void
+test_limits_max_threads(void **state)
+{
+    static const char ini[] =
+        "[t]\nhandler = echo\nmode = threading\nport = 0\nmax_threads = 2\n";
+    struct ssd d;
+    int fds[3];
+    char buf[8];
+
+    (void)state;
+    assert_int_equal(ssd_start(&d, ini, 1, NULL), 0);
+    for (int i = 0; i < 3; i++) {
+        fds[i] = ssd_connect(ssd_addr(&d, "t"));
+        assert_int_equal(ssd_send_str(fds[i], "k"), 0);
+    }
+    assert_true(ssd_recv_until(fds[0], buf, sizeof buf, "k", 5000));
+    assert_true(ssd_recv_until(fds[1], buf, sizeof buf, "k", 5000));
+    assert_int_equal(ssd_recv_some(fds[2], buf, sizeof buf, 300), -1);
+    close(fds[0]);
+    assert_true(ssd_recv_until(fds[2], buf, sizeof buf, "k", 5000));
+    close(fds[1]);
+    close(fds[2]);
+    assert_int_equal(ssd_stop(&d, SIGTERM), 0);
+    ssd_cleanup(&d);
+}
+
+static void
+test_limits_unix_socket_mode_and_owner(void **state)
+{
+    static const char ini[] =
+        "[u]\nhandler = echo\ntype = unix-stream\npath = @DIR@/u.sock\n"
+        "socket_mode = 0640\nsocket_owner = nobody\n";
+    struct passwd *pw = getpwnam("nobody");
+    char path[400];
+    struct stat st;
+    struct ssd d;
+
+    (void)state;
+    if (geteuid() != 0 || pw == NULL) {
+        fprintf(stderr, "skipped: socket_owner needs root and user nobody\n");
+        skip();
+    }
+    assert_int_equal(ssd_start(&d, ini, 1, NULL), 0);
+    snprintf(path, sizeof path, "%s/u.sock", d.dir);
+    assert_int_equal(stat(path, &st), 0);
+    assert_int_equal(st.st_mode & 07777, 0640);
+    assert_int_equal(st.st_uid, pw->pw_uid);
+    assert_echo_ok(path);
+    assert_int_equal(ssd_stop(&d, SIGTERM), 0);
+    ssd_cleanup(&d);
+}
+
+static int
+proc_uid(pid_t pid)
+{
+    char path[64], line[256];
+    FILE *fp;
+    int uid = -1;
+
+    snprintf(path, sizeof path, "/proc/%d/status", (int)pid);
+    fp = fopen(path, "r");
+    if (fp == NULL)
+        return -1;
+    while (fgets(line, sizeof line, fp) != NULL)
+        if (strncmp(line, "Uid:", 4) == 0)
+            uid = atoi(line + 4);
+    fclose(fp);
+    return uid;
+}
+
+/* user: binds first (a port below 1024 works), then runs as that user. */
+static void
+test_limits_drop_privileges(void **state)
+{
+    static const char ini[] =
+        "[global]\nuser = nobody\n"
+        "[low]\nhandler = echo\nmode = forking\nport = 0\n";
+    struct passwd *pw = getpwnam("nobody");
+    struct ssd d;
+
+    (void)state;
+    if (geteuid() != 0 || pw == NULL) {
+        fprintf(stderr, "skipped: dropping privileges needs root\n");
+        skip();
+    }
+    assert_int_equal(ssd_start(&d, ini, 1, NULL), 0);
+    assert_true(ssd_log_wait(&d, "running as user nobody", 5000));
+    assert_int_equal(proc_uid(d.pid), (int)pw->pw_uid);
+    assert_echo_ok(ssd_addr(&d, "low"));
+    assert_int_equal(ssd_stop(&d, SIGTERM), 0);
+    ssd_cleanup(&d);
+}
+
+/* ---- graceful shutdown ----------------------------------------------------- */
+
+struct pump {
+    int fd;
+    volatile int stop;
+    size_t sent;
+};
+
+static void *
+pump_main(void *arg)
+{
+    struct pump *p = arg;
+    char chunk[4096];
+
+    for (size_t i = 0; i < sizeof chunk; i++)
+        chunk[i] = (char)(i * 7);
+    while (!__atomic_load_n(&p->stop, __ATOMIC_SEQ_CST) &&
+           p->sent < 64 * 1024 * 1024) {
+        ssize_t n = send(p->fd, chunk, sizeof chunk, MSG_NOSIGNAL);
+
+        if (n <= 0)
+            break;
+        __atomic_add_fetch(&p->sent, (size_t)n, __ATOMIC_SEQ_CST);
+    }
+    return NULL;
+}
+
+/*
+ * A client that keeps sending when SIGTERM comes: after a short grace the
+ * connection is cut, and every byte it sent before it stopped comes back
+ * first (sync, threading and forking).
+ */
+static void
+test_limits_shutdown_loses_nothing(void **state)
+{
+    static const char *const modes[] = { "sync", "threading", "forking" };
+
+    (void)state;
+    for (size_t m = 0; m < 3; m++) {
+        char ini[256], *buf = malloc(1 << 20);
+        struct pump p = { 0 };
+        struct ssd d;
+        pthread_t tid;
+        size_t got = 0;
+
+        snprintf(ini, sizeof ini, "[e]\nhandler = echo\nmode = %s\nport = 0"
+                 "\nshutdown_timeout = 0.5\n", modes[m]);
+        assert_int_equal(ssd_start(&d, ini, 1, NULL), 0);
+        p.fd = ssd_connect(ssd_addr(&d, "e"));
+        assert_int_equal(pthread_create(&tid, NULL, pump_main, &p), 0);
+        /* some traffic first, then the signal, then the pump stops */
+        while (got < 256 * 1024) {
+            ssize_t n = ssd_recv_some(p.fd, buf, 1 << 20, 5000);
+
+            assert_true(n > 0);
+            got += (size_t)n;
+        }
+        kill(d.pid, SIGTERM);
+        assert_true(ssd_log_wait(&d, "shutting down", 5000));
+        __atomic_store_n(&p.stop, 1, __ATOMIC_SEQ_CST);
+        pthread_join(tid, NULL);
+        shutdown(p.fd, SHUT_WR);
+        for (;;) {
+            ssize_t n = ssd_recv_some(p.fd, buf, 1 << 20, 10000);
+
+            if (n <= 0)
+                break;
+            got += (size_t)n;
+        }
+        if (got != p.sent)
+            fprintf(stderr, "%s: sent %zu, got back %zu\n", modes[m], p.sent,
+                    got);
+        assert_int_equal(got, p.sent);
+        close(p.fd);
+        assert_int_equal(ssd_wait(&d), 0);
+        ssd_cleanup(&d);
+        free(buf);
+    }
+}
+
+/* A second SIGTERM during the grace period exits at once. */
+static void
+test_limits_second_signal(void **state)
+{
+    static const char ini[] =
+        "[e]\nhandler = echo\nmode = threading\nport = 0\n"
+        "shutdown_timeout = 60\n";
+    struct ssd d;
+    char buf[8];
+    int fd, st;
+
+    (void)state;
+    assert_int_equal(ssd_start(&d, ini, 1, NULL), 0);
+    fd = ssd_connect(ssd_addr(&d, "e"));
+    assert_int_equal(ssd_send_str(fd, "k"), 0);
+    assert_true(ssd_recv_until(fd, buf, sizeof buf, "k", 5000));
+    kill(d.pid, SIGTERM);
+    assert_true(ssd_log_wait(&d, "shutting down", 5000));
+    st = ssd_stop(&d, SIGTERM);
+    assert_int_equal(st, 1);
+    assert_true(ssd_log_has(&d, "second SIGTERM, exiting now"));
+    close(fd);
+    ssd_cleanup(&d);
+}
+
+/* accept() failing with EMFILE backs off instead of spinning. */
+static void
+test_limits_emfile_backoff(void **state)
+{
+    static const char ini[] =
+        "[e]\nhandler = echo\nmode = threading\nport = 0\n";
+    struct rlimit old, low = { 16, 16 };
+    int fds[40], n = 0;
+    struct ssd d;
+    char path[64], line[512];
+    unsigned long ut0 = 0, st0 = 0, ut1 = 0, st1 = 0;
+    FILE *fp;
+
+    (void)state;
+    assert_int_equal(ssd_start(&d, ini, 1, NULL), 0);
+    /* the running daemon's limit is lowered under its feet */
+    assert_int_equal(prlimit(d.pid, RLIMIT_NOFILE, &low, &old), 0);
+    for (int i = 0; i < 40; i++) {
+        fds[i] = ssd_connect(ssd_addr(&d, "e"));
+        if (fds[i] >= 0)
+            n++;
+    }
+    assert_true(ssd_log_wait(&d, "Too many open files; pausing", 5000));
+    snprintf(path, sizeof path, "/proc/%d/stat", (int)d.pid);
+    fp = fopen(path, "r");
+    assert_non_null(fp);
+    assert_non_null(fgets(line, sizeof line, fp));
+    fclose(fp);
+    sscanf(strrchr(line, ')') + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u "
+           "%*u %lu %lu", &ut0, &st0);
+    struct pollfd none;
+
+    poll(&none, 0, 1000);       /* a second in the EMFILE state */
+    fp = fopen(path, "r");
+    assert_non_null(fp);
+    assert_non_null(fgets(line, sizeof line, fp));
+    fclose(fp);
+    sscanf(strrchr(line, ')') + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u "
+           "%*u %lu %lu", &ut1, &st1);
+    /* well under half a CPU second in that second: not spinning */
+    assert_true((ut1 - ut0) + (st1 - st0) < (unsigned long)
+                sysconf(_SC_CLK_TCK) / 2);
+    for (int i = 0; i < 40; i++)
+        if (fds[i] >= 0)
+            close(fds[i]);
+    /* descriptors free again: it serves */
+    assert_echo_ok(ssd_addr(&d, "e"));
+    assert_int_equal(ssd_stop(&d, SIGTERM), 0);
+    ssd_cleanup(&d);
+}
+
+/* [global] log_file, reopened on SIGHUP (after a rotation). */
+static void
+test_limits_log_file_reopen(void **state)
+{
+    static const char ini[] =
+        "[global]\nlog_file = daemon.log\n"
+        "[e]\nhandler = echo\nport = 0\n";
+    char log[400], rotated[420], buf[4096];
+    struct ssd d;
+    bool found = false;
+
+    (void)state;
+    assert_int_equal(ssd_start(&d, ini, 0, NULL), 0);
+    snprintf(log, sizeof log, "%s/daemon.log", d.dir);
+    snprintf(rotated, sizeof rotated, "%s/daemon.log.1", d.dir);
+    for (int i = 0; i < 500 && !found; i++) {  /* the file is the log */
+        FILE *fp = fopen(log, "r");
+        size_t n = fp ? fread(buf, 1, sizeof buf - 1, fp) : 0;
+
+        if (fp)
+            fclose(fp);
+        buf[n] = '\0';
+        found = strstr(buf, "e: listening on 127.0.0.1:") != NULL;
+        if (!found) {
+            struct pollfd none;
+
+            poll(&none, 0, 10);
+        }
+    }
+    assert_true(found);
+    assert_int_equal(rename(log, rotated), 0);
+    kill(d.pid, SIGHUP);
+    found = false;
+    for (int i = 0; i < 500 && !found; i++) {
+        FILE *fp = fopen(log, "r");
+        size_t n = fp ? fread(buf, 1, sizeof buf - 1, fp) : 0;
+
+        if (fp)
+            fclose(fp);
+        buf[n] = '\0';
+        found = strstr(buf, "SIGHUP: reopened") != NULL;
+        if (!found) {
+            struct pollfd none;
+
+            poll(&none, 0, 10);
+        }
+    }
+    assert_true(found);
+    assert_int_equal(ssd_stop(&d, SIGTERM), 0);
+    ssd_cleanup(&d);
+}
+
+int
+main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_limits_deny_and_allow),
+        cmocka_unit_test(test_limits_config_errors),
+        cmocka_unit_test(test_limits_max_per_source_and_connections),
+        cmocka_unit_test(test_limits_rate_limit),
+        cmocka_unit_test(test_limits_max_threads),
+        cmocka_unit_test(test_limits_unix_socket_mode_and_owner),
+        cmocka_unit_test(test_limits_drop_privileges),
+        cmocka_unit_test(test_limits_shutdown_loses_nothing),
+        cmocka_unit_test(test_limits_second_signal),
+        cmocka_unit_test(test_limits_log_file_reopen),
+        cmocka_unit_test(test_limits_emfile_backoff),
+    };
+
+    signal(SIGPIPE, SIG_IGN);
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}

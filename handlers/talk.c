@@ -467,6 +467,11 @@ talk_leave_pair(struct talk *t, struct talk_conn *c)
         free(p);
 }
 
+/*
+ * One client, from arrival to the end of its conversation: pairs or
+ * queues it, relays, then lets go of its pair.  Returns -1 (errno set)
+ * when its connection failed, so the core reports it, else 0.
+ */
 static int
 talk_handle(struct ss_request *req)
 {
@@ -539,6 +544,7 @@ talk_init(struct ss_server *s, void **state)
     return 0;
 }
 
+/* Frees the server's state; every request has ended by now. */
 static void
 talk_fini(void *state)
 {

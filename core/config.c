@@ -93,6 +93,11 @@ ini_read(char *str, int num, void *stream)
                        "(expected [name])", r->buf);
             goto out_empty;
         }
+    } else if (strchr(r->buf, '=') != NULL && strchr(r->buf, ':') != NULL &&
+               strchr(r->buf, ':') < strchr(r->buf, '=')) {
+        conf_error(r->conf, r->line, "':' in a key (write \"key = value\"): "
+                   "\"%s\"", r->buf);
+        goto out_empty;
     } else if (strchr(r->buf, '=') == NULL) {
         conf_error(r->conf, r->line, "expected \"key = value\" or "
                    "\"[section]\", not \"%s\"", r->buf);
@@ -244,7 +249,11 @@ ini_read_sections(char *str, int num, void *stream)
         if (n >= SS_MAX_SECTION) {
             conf_error(r->conf, r->line, "section name too long (%zu "
                        "characters, at most %d)", n, SS_MAX_SECTION - 1);
-            n = 0;              /* an unnamed section: keys dropped */
+            return add_section(r->conf, "", r->line) ? s : NULL;
+        }
+        if (n == 0) {
+            conf_error(r->conf, r->line, "empty section name");
+            return add_section(r->conf, "", r->line) ? s : NULL;
         }
         memcpy(name, b, n);
         name[n] = '\0';

@@ -53,6 +53,11 @@ dgram_get_request(struct ss_server *srv)
         errno = EAGAIN;
         return NULL;
     }
+    if (msg.msg_namelen < sizeof(sa_family_t)) {
+        /* an unbound Unix client: no name, and no way to reply */
+        ss.ss_family = AF_UNIX;
+        msg.msg_namelen = sizeof(sa_family_t);
+    }
     req = ss_request_new(srv, -1, (struct sockaddr *)&ss, msg.msg_namelen);
     if (req == NULL)
         return NULL;

@@ -117,6 +117,8 @@ struct ss_request {
     bool owner_writing;         /* the handler's own ss_write is running */
     bool armed;                 /* registered with the flusher */
     bool epoll_added;
+    bool closing;               /* ss_request_close: no more writes */
+    struct ss_request *gc_next; /* ended while armed: the flusher frees */
 };
 
 struct ss_worker;
@@ -179,6 +181,7 @@ struct ss_server {
     int epfd;
     bool flusher_started;
     pthread_t flusher;
+    struct ss_request *flush_gc; /* ended while armed, under flush_lock */
 };
 
 /* settings.c */

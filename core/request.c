@@ -328,6 +328,26 @@ arm_locked(struct ss_request *req)
     return rc;
 }
 
+/*
+ * Requests that ended while registered here: their flusher reference
+ * passed to srv->flush_gc, since an event for one may already be in hand.
+ * Released between batches, when no event for them can be.
+ */
+static void
+release_gc(struct ss_server *srv)
+{
+    struct ss_request *gc, *next;
+
+    pthread_mutex_lock(&srv->flush_lock);
+    gc = srv->flush_gc;
+    srv->flush_gc = NULL;
+    pthread_mutex_unlock(&srv->flush_lock);
+    for (; gc != NULL; gc = next) {
+        next = gc->gc_next;
+        ss_request_release(gc);
+    }
+}
+
 static void *
 flusher_main(void *arg)
 {
@@ -381,6 +401,7 @@ flusher_main(void *arg)
             if (release)
                 ss_request_release(req);
         }
+        release_gc(srv);
     }
 }
 
@@ -408,6 +429,7 @@ ss_request_flush_stop(struct ss_server *srv)
         pthread_join(srv->flusher, NULL);
     close(pfd[0]);
     close(pfd[1]);
+    release_gc(srv);
 }
 
 int
@@ -422,7 +444,7 @@ ss_send(struct ss_request *to, const void *buf, size_t len)
                                 to->addrlen, buf, len);
     }
     pthread_mutex_lock(&to->lock);
-    if (to->closed || to->dead)
+    if (to->closed || to->dead || to->closing)
         goto out_pipe;
     if (to->queued == 0 && !to->owner_writing) {
         while (len > 0) {
@@ -514,9 +536,9 @@ ss_stream_write_owned(struct ss_request *req, const void *buf, size_t len)
     int rc;
 
     pthread_mutex_lock(&req->lock);
-    while (req->queued > 0 && !req->dead && !req->closed)
+    while (req->queued > 0 && !req->dead && !req->closed && !req->closing)
         pthread_cond_wait(&req->drained, &req->lock);
-    if (req->dead || req->closed) {
+    if (req->dead || req->closed || req->closing) {
         pthread_mutex_unlock(&req->lock);
         errno = EPIPE;
         return -1;
@@ -575,12 +597,14 @@ ss_request_close(struct ss_request *req, bool flush)
         return;
     atomic_store(&req->rd_shut, true);
     pthread_mutex_lock(&req->lock);
+    req->closing = true;
     if (!req->closed && !req->dead) {
         if (flush)
             shutdown(req->fd, SHUT_RD);
         else
             kill_locked(req);
     }
+    pthread_cond_broadcast(&req->drained);
     pthread_mutex_unlock(&req->lock);
 }
 
@@ -651,19 +675,20 @@ ss_request_end(struct ss_request *req)
         if (req->epoll_added) {
             pthread_mutex_lock(&srv->flush_lock);
             epoll_ctl(srv->epfd, EPOLL_CTL_DEL, req->fd, NULL);
+            if (req->armed) {
+                /* the flusher may hold an event for it: it releases */
+                req->gc_next = srv->flush_gc;
+                srv->flush_gc = req;
+                req->armed = false;
+            }
             pthread_mutex_unlock(&srv->flush_lock);
             req->epoll_added = false;
         }
-        bool armed = req->armed;
-
-        req->armed = false;
         req->closed = true;
         queue_drop(req);
         close(req->fd);
         pthread_cond_broadcast(&req->drained);
         pthread_mutex_unlock(&req->lock);
-        if (armed)
-            ss_request_release(req);    /* the flusher's reference */
     }
     ss_request_release(req);
 }

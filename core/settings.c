@@ -216,8 +216,13 @@ ss_server_set(struct ss_server *srv, const char *key, const char *value,
         if (strcmp(key, keys[i].name) != 0)
             continue;
         if (srv->set.set_line[i] != 0) {
-            ss_server_fail(srv, true, line, "duplicate key \"%s\" (first "
-                           "set on line %d)", key, srv->set.set_line[i]);
+            if (srv->set.set_line[i] > 0)
+                ss_server_fail(srv, true, line, "duplicate key \"%s\" "
+                               "(first set on line %d)", key,
+                               srv->set.set_line[i]);
+            else
+                ss_server_fail(srv, true, line, "duplicate key \"%s\" (set "
+                               "before)", key);
             return -1;
         }
         if (set_core_key(srv, &keys[i], value, line) < 0)
@@ -227,8 +232,13 @@ ss_server_set(struct ss_server *srv, const char *key, const char *value,
     }
     for (size_t i = 0; i < srv->nopts; i++) {
         if (strcmp(srv->opts[i].key, key) == 0) {
-            ss_server_fail(srv, true, line, "duplicate key \"%s\" (first "
-                           "set on line %d)", key, srv->opts[i].line);
+            if (srv->opts[i].line > 0)
+                ss_server_fail(srv, true, line, "duplicate key \"%s\" "
+                               "(first set on line %d)", key,
+                               srv->opts[i].line);
+            else
+                ss_server_fail(srv, true, line, "duplicate key \"%s\" (set "
+                               "before)", key);
             return -1;
         }
     }

@@ -211,7 +211,7 @@ test_conf_load_string_section_name_too_long(void **state)
 }
 
 /*
- * BUG (core/config.c, ini_read_sections): a refused section header (too
+ * Regression (fixed; was core/config.c, ini_read_sections): a refused section header (too
  * long, or a duplicate) is recorded as a section named "", so a second
  * refused header is also reported as "duplicate section [] (first on line
  * N)", an error that is not in the file.
@@ -236,7 +236,7 @@ test_conf_load_string_two_refused_sections(void **state)
 }
 
 /*
- * BUG (core/config.c, ini_read_sections/on_key): "[ ]" passes the reader's
+ * Regression (fixed; was core/config.c, ini_read_sections/on_key): "[ ]" passes the reader's
  * header check (it is not "[]"), becomes a section with an empty name,
  * and is then silently deleted with its keys: no error at all, so the
  * daemon runs without that server and says nothing.
@@ -259,7 +259,7 @@ test_conf_load_string_blank_section_name(void **state)
 }
 
 /*
- * BUG (core/config.c, ini_read): inih also splits "key: value", but the
+ * Regression (fixed; was core/config.c, ini_read): inih also splits "key: value", but the
  * reader only checks for '='.  "port: 8000" is refused, yet a ':' before
  * an '=' is taken as the delimiter: "host:port = x" silently becomes key
  * "host" with value "port = x".
@@ -695,7 +695,7 @@ test_ss_server_set_duplicate_key(void **state)
 }
 
 /*
- * BUG (core/settings.c, ss_server_set): an embedding program passes line 0
+ * Regression (fixed; was core/settings.c, ss_server_set): an embedding program passes line 0
  * ("no line"); the key is then recorded as set on line -1, and a repeat
  * says "(first set on line -1)".
  */

@@ -826,7 +826,7 @@ test_ss_request_close_flush_sends_backlog(void **state)
 }
 
 /*
- * BUG (core/request.c, ss_request_close): sockserv.h promises that after
+ * Regression (fixed; was core/request.c, ss_request_close): sockserv.h promises that after
  * ss_request_close "its reads return 0 and its writes fail, so its handler
  * returns", with queued bytes flushed first when flush is true.  With
  * flush = true only the reads end (shutdown(SHUT_RD)): the handler's own
@@ -934,7 +934,7 @@ test_ss_send_never_interleaves(void **state)
 }
 
 /*
- * BUG (core/request.c, flusher_main vs ss_request_end): the flusher takes
+ * Regression (fixed; was core/request.c, flusher_main vs ss_request_end): the flusher takes
  * a request from epoll_wait() and only then locks it; if the request ends
  * in between, ss_request_end() drops the flusher's reference and the
  * owner's, the request is freed, and the flusher locks and reads freed
@@ -1255,7 +1255,7 @@ test_ss_write_unix_dgram_reply(void **state)
 }
 
 /*
- * BUG (core/dgram.c, dgram_get_request; seen in ss_server_sendto): for a
+ * Regression (fixed; was core/dgram.c, dgram_get_request; seen in ss_server_sendto): for a
  * datagram from an unbound Unix client the kernel returns msg_namelen 0,
  * so the request's address has no family: its peer text is "unknown"
  * instead of "unix:unnamed", and ss_server_sendto's guard for unbound Unix

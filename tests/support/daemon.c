@@ -169,12 +169,22 @@ write_ini(struct ssd *d, const char *ini_text)
 static pid_t
 spawn(struct ssd *d, const char *const *extra_args, int *errfd)
 {
-    const char *argv[32];
+    const char *argv[64];
     int n = 0, pfd[2];
     pid_t pid;
+    /* SSD_WRAPPER="valgrind --flag ...": run the daemon under a tool
+     * (make valgrind); words split on spaces */
+    char wrap[1024];
+    const char *w = getenv("SSD_WRAPPER");
 
+    if (w != NULL && *w != '\0') {
+        snprintf(wrap, sizeof wrap, "%s", w);
+        for (char *save, *t = strtok_r(wrap, " ", &save); t != NULL && n < 32;
+             t = strtok_r(NULL, " ", &save))
+            argv[n++] = t;
+    }
     argv[n++] = ssd_daemon ? ssd_daemon : ssd_build_path("sockserv");
-    for (int i = 0; extra_args && extra_args[i] && n < 29; i++)
+    for (int i = 0; extra_args && extra_args[i] && n < 61; i++)
         argv[n++] = extra_args[i];
     argv[n++] = d->ini;
     argv[n] = NULL;
@@ -187,7 +197,7 @@ spawn(struct ssd *d, const char *const *extra_args, int *errfd)
         dup2(null, 0);
         dup2(pfd[1], 1);
         dup2(pfd[1], 2);
-        execv(argv[0], (char *const *)argv);
+        execvp(argv[0], (char *const *)argv);
         _exit(127);
     }
     close(pfd[1]);

@@ -90,10 +90,12 @@ test: deps
 
 run: deps
 	$(MAKE) all
-	@echo "sockserv: conf/demo.ini in the foreground (Ctrl-C stops it). Try:"
-	@echo "  nc 127.0.0.1 8000        echo over tcp"
-	@echo "  nc -u 127.0.0.1 8001     echo over udp"
-	@echo "  SOCKSERV_PORT=8000 python3 -u ../shared/seed_clients/ss_tcp_client_2_4_2.py"
+	@echo "sockserv: conf/demo.ini in the foreground (Ctrl-C stops it). Connect with:"
+	@echo "  nc 127.0.0.1 8080          echo (tcp)"
+	@echo "  nc -u 127.0.0.1 8080       echo (udp); nc -u 127.0.0.1 8888 answers by name"
+	@echo "  scripts/chat-client 127.0.0.1 25666    the chat room (or nc)"
+	@echo "  nc 127.0.0.1 8000          talk: run two, they are paired"
+	@echo "  python3 -u ../shared/seed_clients/ss_tcp_client_2_4_2.py   (the tutorial's clients use these ports)"
 	$(B)/sockserv conf/demo.ini
 
 bench: deps

@@ -337,6 +337,27 @@ test_daemon_check(void **state)
     free(out);
 }
 
+/* Every example in conf/ loads, handlers and all. */
+static void
+test_daemon_examples_check(void **state)
+{
+    static const char *const files[] = { "demo.ini", "chat.ini", "talk.ini" };
+    char exe[512], ini[512], out[4096];
+    int status;
+
+    (void)state;
+    snprintf(exe, sizeof exe, "%s", ssd_build_path("sockserv"));
+    for (size_t i = 0; i < sizeof files / sizeof *files; i++) {
+        snprintf(ini, sizeof ini, "%s/conf/%s", SS_SOURCE_DIR, files[i]);
+        run_plain((const char *[]){ exe, "--check", ini, NULL }, &status, out,
+                  sizeof out);
+        if (status != 0)
+            fprintf(stderr, "%s\n", out);
+        assert_int_equal(status, 0);
+        assert_non_null(strstr(out, "configuration ok"));
+    }
+}
+
 /* -P, SOCKSERV_PLUGIN_PATH and [global] plugin_path find NAME.so. */
 static void
 test_daemon_plugin_path(void **state)
@@ -990,6 +1011,7 @@ main(void)
         cmocka_unit_test(test_daemon_config_reports_every_error),
         cmocka_unit_test(test_daemon_command_line),
         cmocka_unit_test(test_daemon_check),
+        cmocka_unit_test(test_daemon_examples_check),
         cmocka_unit_test(test_daemon_plugin_path),
         cmocka_unit_test(test_daemon_bind_failure),
         cmocka_unit_test(test_daemon_sigterm_finishes_running),

@@ -50,6 +50,7 @@ struct ss_settings {
     long thread_stack_size;
     long max_packet_size;
     long max_connections, max_per_source;
+    long workers;               /* processes, each with its own socket */
     double rate_limit;          /* new requests per second per source */
     char *allow, *deny;
     char *socket_mode, *socket_owner;
@@ -151,6 +152,9 @@ struct ss_server {
     int wake[2];                /* shutdown pipe */
     atomic_bool stop;
     char address[SS_ADDRSTRLEN];
+    struct sockaddr_storage bound_addr;
+    socklen_t bound_len;
+    bool worker;                /* a forked worker: the file is the parent's */
     char *unix_path;            /* to unlink at close */
     dev_t unix_dev;
     ino_t unix_ino;

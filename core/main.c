@@ -4,6 +4,7 @@
 #include <grp.h>
 #include <pwd.h>
 #include <sys/resource.h>
+#include <sys/wait.h>
 #include <libgen.h>
 #include <limits.h>
 #include <pthread.h>
@@ -34,6 +35,8 @@ struct instance {
 };
 
 static atomic_int servers_done;
+static pid_t *worker_pids;      /* workers = N: the other processes */
+static size_t nworker_pids;
 static char *log_path;          /* [global] log_file, reopened on SIGHUP */
 
 static void
@@ -308,6 +311,74 @@ raise_nofile(struct instance *in, size_t n)
 }
 
 /*
+ * workers = N: forks N - 1 more processes for that server, each with its
+ * own socket.  Returns the instance a worker serves alone (in the
+ * worker), NULL in the original process, or (void *)-1 on failure.
+ */
+static struct instance *
+spawn_workers(struct instance *in, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        long nw = ss_server_workers(in[i].srv);
+
+        for (long k = 1; k < nw; k++) {
+            pid_t *pids = realloc(worker_pids, (nworker_pids + 1) *
+                                  sizeof *pids);
+            pid_t pid;
+
+            if (pids == NULL)
+                return (void *)-1;
+            worker_pids = pids;
+            pid = fork();
+            if (pid < 0) {
+                ss_log(SS_LOG_ERROR, "%s: cannot start worker %ld: %s",
+                       ss_server_name(in[i].srv), k + 1, strerror(errno));
+                return (void *)-1;
+            }
+            if (pid == 0) {
+                nworker_pids = 0;
+                if (ss_server_reopen(in[i].srv) < 0) {
+                    ss_log(SS_LOG_ERROR, "%s",
+                           ss_server_error(in[i].srv, NULL));
+                    _exit(1);
+                }
+                ss_log(SS_LOG_INFO, "%s: worker %ld of %ld (pid %d)",
+                       ss_server_name(in[i].srv), k + 1, nw, (int)getpid());
+                return &in[i];
+            }
+            worker_pids[nworker_pids++] = pid;
+        }
+    }
+    return NULL;
+}
+
+/* Ends the worker processes: SIGTERM was sent; waits for them, at most
+ * until the grace period has passed, then kills them. */
+static void
+reap_workers(double grace)
+{
+    struct timespec t0, now;
+
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    for (size_t i = 0; i < nworker_pids; i++) {
+        for (;;) {
+            pid_t r = waitpid(worker_pids[i], NULL, WNOHANG);
+            struct timespec ts = { 0, 10 * 1000000L };
+
+            if (r != 0)
+                break;          /* gone (or reaped elsewhere) */
+            clock_gettime(CLOCK_MONOTONIC, &now);
+            if ((double)(now.tv_sec - t0.tv_sec) > grace + 3) {
+                kill(worker_pids[i], SIGKILL);
+                waitpid(worker_pids[i], NULL, 0);
+                break;
+            }
+            nanosleep(&ts, NULL);
+        }
+    }
+}
+
+/*
  * Waits for signals until every server has stopped.  The first SIGINT or
  * SIGTERM asks each to shut down; past the longest grace period the
  * remaining connections are cut; a second signal exits at once.
@@ -361,6 +432,8 @@ signal_loop(struct instance *in, size_t n, const sigset_t *set)
             ss_log(SS_LOG_INFO, "sockserv: %s, shutting down",
                    sig == SIGINT ? "SIGINT" : "SIGTERM");
             stopping = true;
+            for (size_t i = 0; i < nworker_pids; i++)
+                kill(worker_pids[i], SIGTERM);
             for (size_t i = 0; i < n; i++) {
                 ss_server_shutdown(in[i].srv);
                 if (ss_server_shutdown_timeout(in[i].srv) > grace)
@@ -535,24 +608,52 @@ main(int argc, char **argv)
         status = 1;
         goto out;
     }
-    for (size_t i = 0; i < n; i++) {
-        if (pthread_create(&in[i].thread, NULL, serve_main, &in[i]) != 0) {
+    struct instance *mine = spawn_workers(in, n);
+    struct instance *run = in;
+    size_t nrun = n;
+
+    if (mine == (void *)-1) {
+        for (size_t i = 0; i < nworker_pids; i++)
+            kill(worker_pids[i], SIGTERM);
+        reap_workers(0);
+        status = 1;
+        goto out;
+    }
+    if (mine != NULL) {         /* a worker: this one server only */
+        run = mine;
+        nrun = 1;
+    }
+    for (size_t i = 0; i < nrun; i++) {
+        if (pthread_create(&run[i].thread, NULL, serve_main, &run[i]) != 0) {
             ss_log(SS_LOG_ERROR, "%s: cannot start: %s",
                    ss_server_name(in[i].srv), strerror(errno));
             status = 1;
             for (size_t k = 0; k < i; k++)
-                ss_server_shutdown(in[k].srv);
-            atomic_fetch_add(&servers_done, (int)(n - i));
-            n = i;
+                ss_server_shutdown(run[k].srv);
+            atomic_fetch_add(&servers_done, (int)(nrun - i));
+            nrun = i;
             break;
         }
-        in[i].started = true;
+        run[i].started = true;
     }
-    if (signal_loop(in, n, &set) != 0)
+    if (signal_loop(run, nrun, &set) != 0)
         _exit(1);
-    for (size_t i = 0; i < n; i++)
-        if (in[i].started)
-            pthread_join(in[i].thread, NULL);
+    for (size_t i = 0; i < nrun; i++)
+        if (run[i].started)
+            pthread_join(run[i].thread, NULL);
+    if (mine != NULL) {
+        /* a worker leaves the other servers, and the files, to the parent */
+        ss_server_free(mine->srv);
+        _exit(status);
+    }
+    {
+        double grace = 0;
+
+        for (size_t i = 0; i < n; i++)
+            if (ss_server_shutdown_timeout(in[i].srv) > grace)
+                grace = ss_server_shutdown_timeout(in[i].srv);
+        reap_workers(grace);
+    }
     if (status == 0)
         ss_log(SS_LOG_INFO, "sockserv: stopped");
 out:
@@ -563,5 +664,6 @@ out:
     conf_free(&conf);
     loader_path_free(&lp);
     free(log_path);
+    free(worker_pids);
     return status;
 }

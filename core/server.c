@@ -93,6 +93,12 @@ const char *ss_server_address(const struct ss_server *s)
     return s->address;
 }
 
+long
+ss_server_workers(const struct ss_server *s)
+{
+    return s->set.workers;
+}
+
 double
 ss_server_shutdown_timeout(const struct ss_server *s)
 {
@@ -338,13 +344,47 @@ ss_server_bind(struct ss_server *srv)
                        : bind_inet(srv, socktype);
     if (rc < 0)
         return -1;
-    if (getsockname(srv->fd, (struct sockaddr *)&ss, &len) == 0 &&
-        ss.ss_family != AF_UNIX)
+    if (getsockname(srv->fd, (struct sockaddr *)&ss, &len) == 0) {
+        memcpy(&srv->bound_addr, &ss, sizeof ss);
+        srv->bound_len = len;
+    }
+    if (srv->bound_len > 0 && ss.ss_family != AF_UNIX)
         ss_addr_format((struct sockaddr *)&ss, len, srv->address,
                        sizeof srv->address);
     else
         snprintf(srv->address, sizeof srv->address, "%s", srv->set.path);
     srv->bound = true;
+    return 0;
+}
+
+/*
+ * In a forked worker process: a socket of its own on the address the
+ * server is bound to (SO_REUSEPORT spreads connections over the workers);
+ * a Unix server keeps the shared socket.  The worker never removes the
+ * socket file: the parent does.
+ */
+int
+ss_server_reopen(struct ss_server *srv)
+{
+    int old = srv->fd;
+    int socktype = srv->set.transport->kind == SS_STREAM ? SOCK_STREAM
+                                                         : SOCK_DGRAM;
+
+    if (!srv->bound) {
+        errno = EINVAL;
+        return -1;
+    }
+    srv->worker = true;
+    if (srv->set.path != NULL)
+        return 0;
+    if (open_socket(srv, (struct sockaddr *)&srv->bound_addr,
+                    srv->bound_len, socktype) < 0) {
+        ss_server_fail(srv, false, 0, "%s: worker: bind %s: %s", srv->name,
+                       srv->address, strerror(errno));
+        srv->fd = old;
+        return -1;
+    }
+    close(old);
     return 0;
 }
 
@@ -631,7 +671,8 @@ ss_server_close(struct ss_server *srv)
         close(srv->fd);
         srv->fd = -1;
     }
-    if (srv->unix_path != NULL && stat(srv->unix_path, &st) == 0 &&
+    if (srv->unix_path != NULL && !srv->worker &&
+        stat(srv->unix_path, &st) == 0 &&
         st.st_dev == srv->unix_dev && st.st_ino == srv->unix_ino)
         (void)unlink(srv->unix_path);
     deadline = ss_now() + srv->set.shutdown_timeout;

@@ -47,6 +47,7 @@ static const struct key keys[] = {
     { "deny",                K_STR,     F(deny), 0, 0 },
     { "socket_mode",         K_STR,     F(socket_mode), 0, 0 },
     { "socket_owner",        K_STR,     F(socket_owner), 0, 0 },
+    { "workers",             K_LONG,    F(workers), 1, 1024 },
 };
 #undef F
 #define NKEYS (sizeof keys / sizeof keys[0])
@@ -85,6 +86,7 @@ ss_settings_defaults(struct ss_settings *s)
     s->max_spare_threads = 64;
     s->thread_stack_size = 256 * 1024;
     s->max_packet_size = 65507;         /* Python: 8192 */
+    s->workers = 1;
 }
 
 /*
@@ -453,6 +455,16 @@ ss_settings_validate(struct ss_server *srv)
     }
     if (validate_access(srv) < 0)
         rc = -1;
+    if (s->workers > 1 && !is_unix(s)) {
+        if (core_key_line(srv, "allow_reuse_port") != 0 &&
+            !s->allow_reuse_port) {
+            ss_server_fail(srv, true, ss_opt_line(srv, "workers"), "workers "
+                           "= %ld needs allow_reuse_port (each worker has "
+                           "its own socket on the port)", s->workers);
+            rc = -1;
+        }
+        s->allow_reuse_port = true;
+    }
     if (core_key_line(srv, "allow_reuse_address") == 0)
         s->allow_reuse_address = s->transport->kind == SS_STREAM;
     if (!(srv->handler->kinds & s->transport->kind)) {

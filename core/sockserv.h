@@ -207,6 +207,14 @@ bool ss_server_error_is_config(const struct ss_server *);
 int ss_server_init(struct ss_server *);
 /* Binds and listens (server_bind + server_activate); init first if not yet. */
 int ss_server_bind(struct ss_server *);
+/*
+ * For `workers = N`: called in a forked copy of the process after bind,
+ * gives that worker its own SO_REUSEPORT socket on the same address (a
+ * Unix server shares the one socket), and leaves the socket file to the
+ * original process.  0 or -1.
+ */
+int ss_server_reopen(struct ss_server *);
+long ss_server_workers(const struct ss_server *);
 /* ss_server_init + ss_server_bind. */
 int ss_server_start(struct ss_server *);
 

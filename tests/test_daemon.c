@@ -649,6 +649,47 @@ test_daemon_forking_max_children(void **state)
     ssd_cleanup(&d);
 }
 
+/* workers = N: N processes, each with its own socket on the same port. */
+static void
+test_daemon_workers(void **state)
+{
+    static const char ini[] =
+        "[w]\nhandler = echo\nmode = threading\nport = 0\nworkers = 3\n"
+        "[wu]\nhandler = echo\ntype = udp\nport = 0\nworkers = 2\n"
+        "[wx]\nhandler = echo\ntype = unix-stream\npath = @DIR@/w.sock\n"
+        "workers = 2\n";
+    char path[400];
+    int zombies, n = -1;
+    struct ssd d;
+
+    (void)state;
+    assert_int_equal(ssd_start(&d, ini, 3, NULL), 0);
+    assert_true(ssd_log_wait(&d, "w: worker 3 of 3 (pid ", 5000));
+    assert_true(ssd_log_wait(&d, "wu: worker 2 of 2 (pid ", 5000));
+    assert_true(ssd_log_wait(&d, "wx: worker 2 of 2 (pid ", 5000));
+    assert_int_equal(count_children(d.pid, &zombies), 2 + 1 + 1);
+    for (int i = 0; i < 30; i++) {
+        assert_echo(ssd_addr(&d, "w"), "tcp", "w", "w");
+        assert_echo(ssd_addr(&d, "wu"), "udp", "u", "u");
+        assert_echo(ssd_addr(&d, "wx"), "unix-stream", "x", "x");
+    }
+    pid_t wpids[8];
+    int nw = 0;
+
+    for (const char *p = d.log; (p = strstr(p, " (pid ")) != NULL && nw < 8;
+         p++)
+        wpids[nw++] = (pid_t)atoi(p + 6);
+    assert_int_equal(nw, 4);
+    assert_int_equal(ssd_stop(&d, SIGTERM), 0);
+    (void)n;
+    /* the daemon waited for its workers: every one is gone */
+    for (int i = 0; i < nw; i++)
+        assert_true(kill(wpids[i], 0) == -1 && errno == ESRCH);
+    snprintf(path, sizeof path, "%s/w.sock", d.dir);
+    assert_int_equal(access(path, F_OK), -1);
+    ssd_cleanup(&d);
+}
+
 /* ---- 64 KiB of binary, then a half-close: all of it comes back ------------ */
 
 static void
@@ -1019,6 +1060,7 @@ main(void)
         cmocka_unit_test(test_daemon_block_on_close_and_daemon_threads),
         cmocka_unit_test(test_daemon_allow_reuse_port),
         cmocka_unit_test(test_daemon_forking_max_children),
+        cmocka_unit_test(test_daemon_workers),
         cmocka_unit_test(test_daemon_halfclose_64k),
         cmocka_unit_test(test_daemon_timeout_closes_silent),
         cmocka_unit_test(test_daemon_unix_stale_socket),

@@ -67,6 +67,7 @@ $(B)/tests/%.o: tests/%.c
 # libsockserv.so as an embedding program would.
 TEST_LDLIBS = $(INIH_LIBS) $(CMOCKA_LIBS) -ldl -lm
 WRAP_test_request = -Wl,--wrap=send
+WRAP_test_modes = -Wl,--wrap=pthread_create -Wl,--wrap=fork
 $(B)/tests/test_embed: $(B)/tests/test_embed.o $(TEST_SUPPORT) $(B)/libsockserv.so
 	$(CC) $(CFLAGS) -o $@ $< $(TEST_SUPPORT) $(LDFLAGS) -L$(B) -lsockserv \
 	    -Wl,-rpath,'$(abspath $(B))' $(TEST_LDLIBS)

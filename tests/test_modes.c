@@ -1,0 +1,231 @@
+/* test_modes.c: the threading and forking modes when pthread_create or
+ * fork fail (scripted with -Wl,--wrap): the connection is closed and
+ * logged, the server goes on; the thread pool reuses parked threads. */
+#include <errno.h>
+#include <pthread.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stdatomic.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+#include <cmocka.h>
+
+#include "internal.h"
+#include "support/daemon.h"
+
+static atomic_int fail_pthread_create, fail_fork, creates;
+
+int __real_pthread_create(pthread_t *, const pthread_attr_t *,
+                          void *(*)(void *), void *);
+int __wrap_pthread_create(pthread_t *, const pthread_attr_t *,
+                          void *(*)(void *), void *);
+pid_t __real_fork(void);
+pid_t __wrap_fork(void);
+
+int
+__wrap_pthread_create(pthread_t *t, const pthread_attr_t *a,
+                      void *(*fn)(void *), void *arg)
+{
+    if (atomic_exchange(&fail_pthread_create, 0))
+        return EAGAIN;
+    atomic_fetch_add(&creates, 1);
+    return __real_pthread_create(t, a, fn, arg);
+}
+
+pid_t
+__wrap_fork(void)
+{
+    if (atomic_exchange(&fail_fork, 0)) {
+        errno = EAGAIN;
+        return -1;
+    }
+    return __real_fork();
+}
+
+static int
+echo_handle(struct ss_request *req)
+{
+    char buf[256];
+    ssize_t n;
+
+    while ((n = ss_read(req, buf, sizeof buf)) > 0)
+        if (ss_write(req, buf, (size_t)n) < 0)
+            return -1;
+    return n < 0 ? -1 : 0;
+}
+
+static const struct ss_handler echo = {
+    .abi = SOCKSERV_ABI, .name = "echo", .kinds = SS_STREAM,
+    .handle = echo_handle,
+};
+
+static void *
+serve(void *arg)
+{
+    ss_server_serve_forever(arg);
+    return NULL;
+}
+
+/* Runs fn with stderr captured; returns what was logged (to free). */
+static char *
+captured_stderr_begin(int *saved)
+{
+    char path[] = "/tmp/ss-modes-XXXXXX";
+    int fd = mkstemp(path);
+
+    assert_true(fd >= 0);
+    unlink(path);
+    fflush(stderr);
+    *saved = dup(2);
+    dup2(fd, 2);
+    return (char *)(intptr_t)fd;
+}
+
+static char *
+captured_stderr_end(int saved, char *cookie)
+{
+    int fd = (int)(intptr_t)cookie;
+    char *out = calloc(1, 8192);
+
+    dup2(saved, 2);
+    close(saved);
+    assert_int_equal(lseek(fd, 0, SEEK_SET), 0);
+    assert_true(read(fd, out, 8191) >= 0);
+    close(fd);
+    return out;
+}
+
+static struct ss_server *
+start(const char *mode, pthread_t *tid)
+{
+    struct ss_server *s = ss_server_new("m", &echo);
+
+    assert_int_equal(ss_server_set(s, "mode", mode, 0), 0);
+    assert_int_equal(ss_server_set(s, "port", "0", 0), 0);
+    assert_int_equal(ss_server_start(s), 0);
+    assert_int_equal(pthread_create(tid, NULL, serve, s), 0);
+    return s;
+}
+
+static void
+roundtrip(const char *addr)
+{
+    char buf[8];
+    int fd = ssd_connect(addr);
+
+    assert_true(fd >= 0);
+    assert_int_equal(ssd_send_str(fd, "k"), 0);
+    assert_true(ssd_recv_until(fd, buf, sizeof buf, "k", 5000));
+    close(fd);
+}
+
+static void
+test_thread_process_create_fails(void **state)
+{
+    pthread_t tid;
+    struct ss_server *s = start("threading", &tid);
+    int saved, fd;
+    char *cookie, *log;
+
+    (void)state;
+    cookie = captured_stderr_begin(&saved);
+    atomic_store(&fail_pthread_create, 1);
+    fd = ssd_connect(ss_server_address(s));
+    assert_true(ssd_closed_within(fd, 5000));
+    close(fd);
+    log = captured_stderr_end(saved, cookie);
+    assert_non_null(strstr(log, "cannot start a thread: Resource "
+                            "temporarily unavailable; connection closed"));
+    free(log);
+    roundtrip(ss_server_address(s));    /* the server goes on */
+    ss_server_shutdown(s);
+    pthread_join(tid, NULL);
+    ss_server_close(s);
+    ss_server_free(s);
+}
+
+static void
+test_fork_process_fork_fails(void **state)
+{
+    pthread_t tid;
+    struct ss_server *s = start("forking", &tid);
+    int saved, fd;
+    char *cookie, *log;
+
+    (void)state;
+    cookie = captured_stderr_begin(&saved);
+    atomic_store(&fail_fork, 1);
+    fd = ssd_connect(ss_server_address(s));
+    assert_true(ssd_closed_within(fd, 5000));
+    close(fd);
+    log = captured_stderr_end(saved, cookie);
+    assert_non_null(strstr(log, "fork: Resource temporarily unavailable; "
+                            "connection closed"));
+    free(log);
+    roundtrip(ss_server_address(s));
+    ss_server_shutdown(s);
+    pthread_join(tid, NULL);
+    ss_server_close(s);
+    ss_server_free(s);
+}
+
+/* Sequential requests reuse one parked thread: no pthread_create each. */
+static void
+test_thread_pool_reuses_threads(void **state)
+{
+    pthread_t tid;
+    struct ss_server *s = start("threading", &tid);
+    int before;
+
+    (void)state;
+    roundtrip(ss_server_address(s));
+    before = atomic_load(&creates);
+    for (int i = 0; i < 50; i++)
+        roundtrip(ss_server_address(s));
+    /* at most one more thread (a client's close racing the next accept) */
+    assert_true(atomic_load(&creates) - before <= 1);
+    ss_server_shutdown(s);
+    pthread_join(tid, NULL);
+    ss_server_close(s);
+    ss_server_free(s);
+}
+
+/* max_spare_threads = 0: a thread per request, as Python. */
+static void
+test_thread_pool_disabled(void **state)
+{
+    struct ss_server *s = ss_server_new("m", &echo);
+    pthread_t tid;
+    int before;
+
+    (void)state;
+    assert_int_equal(ss_server_set(s, "mode", "threading", 0), 0);
+    assert_int_equal(ss_server_set(s, "port", "0", 0), 0);
+    assert_int_equal(ss_server_set(s, "max_spare_threads", "0", 0), 0);
+    assert_int_equal(ss_server_start(s), 0);
+    assert_int_equal(pthread_create(&tid, NULL, serve, s), 0);
+    before = atomic_load(&creates);
+    for (int i = 0; i < 10; i++)
+        roundtrip(ss_server_address(s));
+    assert_int_equal(atomic_load(&creates) - before, 10);
+    ss_server_shutdown(s);
+    pthread_join(tid, NULL);
+    ss_server_close(s);
+    ss_server_free(s);
+}
+
+int
+main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_thread_process_create_fails),
+        cmocka_unit_test(test_fork_process_fork_fails),
+        cmocka_unit_test(test_thread_pool_reuses_threads),
+        cmocka_unit_test(test_thread_pool_disabled),
+    };
+
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}

@@ -1040,7 +1040,7 @@ run_idle(void)
     int held, i;
 
     held = setup_conns(conns, opt.n,
-                       t0 + (uint64_t)(10 + opt.n / 250) * 1000000000u,
+                       t0 + (uint64_t)(10 + opt.n / 500) * 1000000000u,
                        idle_confirm, idle_start);
     setup_s = (now_ns() - t0) / 1e9;
     fprintf(stderr, "#held %d in %.2fs\n", held, setup_s);

@@ -273,6 +273,35 @@ per_source_needed(const struct ss_server *srv)
 }
 
 /*
+ * Logs a refusal, at most one line a second per server (a flood of
+ * refused clients must not become a flood of log lines); the next line
+ * says how many were not logged.
+ */
+static void
+log_refusal(struct ss_server *srv, const char *peer, const char *why)
+{
+    double now = ss_now();
+    unsigned long quiet = 0;
+    bool log = false;
+
+    pthread_mutex_lock(&srv->lock);
+    if (now - srv->refuse_logged >= 1.0) {
+        log = true;
+        quiet = srv->refuse_quiet;
+        srv->refuse_quiet = 0;
+        srv->refuse_logged = now;
+    } else {
+        srv->refuse_quiet++;
+    }
+    pthread_mutex_unlock(&srv->lock);
+    if (log && quiet > 0)
+        ss_log(SS_LOG_INFO, "%s: %s: refused (%s; %lu more refused before, "
+               "not logged)", srv->name, peer, why, quiet);
+    else if (log)
+        ss_log(SS_LOG_INFO, "%s: %s: refused (%s)", srv->name, peer, why);
+}
+
+/*
  * Decides whether a new request gets in (before verify_request's own hook
  * and before any handler code): allow/deny, then rate_limit per source,
  * max_per_source and max_connections.  A refusal is logged with the
@@ -287,8 +316,7 @@ ss_access_admit(struct ss_server *srv, struct ss_request *req)
     struct ss_source *s = NULL;
 
     if (k.family != 0 && !acl_permits(srv, &k, &why)) {
-        ss_log(SS_LOG_INFO, "%s: %s: refused (%s)", srv->name, req->peer,
-               why);
+        log_refusal(srv, req->peer, why);
         return false;
     }
     pthread_mutex_lock(&srv->lock);
@@ -334,7 +362,7 @@ ss_access_admit(struct ss_server *srv, struct ss_request *req)
     return true;
 out_refuse:
     pthread_mutex_unlock(&srv->lock);
-    ss_log(SS_LOG_INFO, "%s: %s: refused (%s)", srv->name, req->peer, why);
+    log_refusal(srv, req->peer, why);
     return false;
 }
 

@@ -176,6 +176,9 @@ struct ss_server {
     } acl;
     struct ss_source **sources; /* per-source counts and rate buckets */
     size_t nbuckets, nsources;
+    double refuse_logged;       /* when a refusal was last logged */
+    unsigned long refuse_quiet; /* refusals not logged since */
+    bool emfile_logged;         /* this accept-error episode was logged */
     long unix_mode;             /* socket_mode, -1: leave it */
     uid_t unix_uid;             /* socket_owner, -1: leave it */
     gid_t unix_gid;

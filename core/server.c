@@ -572,14 +572,17 @@ take_request(struct ss_server *srv)
     if (req == NULL) {
         if (errno == EAGAIN)
             return 0;
-        if (errno == EMFILE || errno == ENFILE || errno == ENOBUFS ||
-            errno == ENOMEM) {
-            ss_log(SS_LOG_WARNING, "%s: accept: %s; pausing %d ms",
-                   srv->name, strerror(errno), SS_EMFILE_BACKOFF_MS);
-            return -1;
-        }
-        ss_log(SS_LOG_WARNING, "%s: accept: %s", srv->name, strerror(errno));
+        /* one line per episode, not one per pause */
+        if (!srv->emfile_logged)
+            ss_log(SS_LOG_WARNING, "%s: accept: %s; pausing %d ms until "
+                   "it passes", srv->name, strerror(errno),
+                   SS_EMFILE_BACKOFF_MS);
+        srv->emfile_logged = true;
         return -1;
+    }
+    if (srv->emfile_logged) {
+        ss_log(SS_LOG_INFO, "%s: accepting again", srv->name);
+        srv->emfile_logged = false;
     }
     if (!ss_access_admit(srv, req)) {
         ss_request_end(req);

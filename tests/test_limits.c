@@ -222,6 +222,12 @@ test_limits_rate_limit(void **state)
     assert_true(served >= 5);
     assert_true(served < 20);
     assert_true(ssd_log_has(&d, "refused (rate_limit exceeded)"));
+    /* refusals are logged at most once a second, not once each */
+    int lines = 0;
+
+    for (const char *p = d.log; (p = strstr(p, "refused (")) != NULL; p++)
+        lines++;
+    assert_true(lines < 20 - served);
     assert_int_equal(ssd_stop(&d, SIGTERM), 0);
     ssd_cleanup(&d);
 }

@@ -8,7 +8,8 @@
  *   -d SECS   measured duration (default 2), after -w SECS of warm-up
  *   -s BYTES  message size (default 64)
  *   -n N      idle connections held open (idle)
- *   -m M      chat members (fanout), -W W broadcasts in flight (default 4)
+ *   -m M      chat members (fanout: one sends, M-1 receive), -W W
+ *             broadcasts in flight (default 4)
  *   -T MS     per-request timeout (udp, default 200; fanout 3000)
  *   -S        after the window, print "#end" and wait for a line on stdin
  *             (at most 30 s) before closing, so a runner can sample the
@@ -1078,7 +1079,7 @@ struct bcast {
 };
 
 static struct bcast ring[RING];
-static struct conn *fan;        /* members 0..m-1, the sender at m */
+static struct conn *fan;        /* the sender at 0, members 1..m-1 */
 static int synced;
 static uint64_t delivered, lost_deliveries, completed, outstanding;
 
@@ -1107,7 +1108,7 @@ fan_lines(struct conn *c, const char *p, size_t n, uint64_t now)
             break;
         c->line[c->linelen] = 0;
         c->linelen = 0;
-        if (c == &fan[opt.m])
+        if (c == &fan[0])
             continue;           /* the sender ignores what it hears */
         if (!c->synced && strstr(c->line, "LGSYNC")) {
             c->synced = 1;
@@ -1159,7 +1160,7 @@ static int
 fan_say(const char *line)
 {
     size_t len = strlen(line);
-    ssize_t w = write(fan[opt.m].fd, line, len);
+    ssize_t w = write(fan[0].fd, line, len);
 
     if (w == (ssize_t)len)
         return 0;
@@ -1194,15 +1195,15 @@ run_fanout(void)
     double setup_s;
     char line[64];
 
-    fan = calloc(opt.m + 1, sizeof *fan);
-    for (i = 0; i <= opt.m; i++)
+    fan = calloc(opt.m, sizeof *fan);
+    for (i = 0; i < opt.m; i++)
         fan[i].line = malloc(LINEMAX);
-    joined = setup_conns(fan, opt.m + 1,
+    joined = setup_conns(fan, opt.m,
                          t0 + (uint64_t)(10 + opt.m / 50) * 1000000000u,
                          fan_confirm, fan_start);
-    for (i = 0; i <= opt.m; i++)        /* forget what came before */
+    for (i = 0; i < opt.m; i++)         /* forget what came before */
         fan[i].linelen = 0;
-    if (fan[opt.m].state != S_READY)
+    if (fan[0].state != S_READY)
         die("fanout: the sender could not join");
     /* sync: repeat a marker until every member has heard it */
     deadline = now_ns() + (uint64_t)(10 + opt.m / 100) * 1000000000u;
@@ -1304,6 +1305,8 @@ main(int argc, char **argv)
         default: usage();
         }
     }
+    if (!strcmp(opt.workload, "fanout") && opt.m < 2)
+        usage();
     if (opt.c < 1 || opt.dur <= 0 || opt.dur > 600 || opt.size < 1 ||
         opt.size > RBUF || opt.n < 0 || opt.n > 100000 || opt.m < 0 ||
         opt.m > 100000 || opt.window < 1 || opt.window > RING / 2)

@@ -693,6 +693,8 @@ chat_say(struct chat_room *r, struct chat_member *from,
     while (len > 0) {
         size_t k = chat_utf8_cut(text, len, room);
 
+        if (k == 0)
+            break;              /* not valid UTF-8: cannot happen */
         memcpy(buf + plen, text, k);
         buf[(size_t)plen + k] = '\n';
         if (to != NULL) {
@@ -703,8 +705,6 @@ chat_say(struct chat_room *r, struct chat_member *from,
                     chat_send(r, r->members[i], buf, (size_t)plen + k + 1);
             }
         }
-        if (k == 0)
-            break;              /* not valid UTF-8: cannot happen */
         text += k;
         len -= k;
         while (len > 0 && *text == ' ') {    /* no leading space per piece */
@@ -1223,8 +1223,9 @@ chat_handle_stream(struct ss_request *req, struct chat_room *r)
             if (n < 0 && errno == ETIMEDOUT)
                 why = "timed out";
             ev = chat_framer_flush(&f, &line, &linelen);
-            if (n == 0 && ev == CHAT_EV_LINE)
-                chat_event(r, m, ev, line, linelen, scratch);
+            if (n == 0 && ev == CHAT_EV_LINE)       /* its last words */
+                quit = chat_event(r, m, ev, line, linelen, scratch) ==
+                       CHAT_QUIT;
             break;
         }
         inlen = (size_t)n;

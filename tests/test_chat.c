@@ -533,6 +533,25 @@ test_chat_utf8_and_message_size(void **unused)
     assert_true(pieces >= 4);
 }
 
+/* The same room over a Unix stream socket. */
+static void
+test_chat_unix_stream(void **unused)
+{
+    struct cl *a, *b;
+
+    (void)unused;
+    start("[chat]\nhandler = chat\ntype = unix-stream\nmode = threading\n"
+          "path = @DIR@/chat.sock\n", 1);
+    a = join("alice");
+    b = join("bob");
+    cl_expect(a, "* bob joined\n");
+    cl_send(a, "bob:over unix");
+    cl_expect(b, "alice (private): over unix\n");
+    cl_send(b, "/quit\n");
+    cl_expect(a, "* bob left (quit)\n");
+    assert_true(ssd_log_wait(&t.d, "chat: alice joined from", WAIT_MS));
+}
+
 /* ---- the slow reader ----------------------------------------------------- */
 
 /*
@@ -942,6 +961,8 @@ main(void)
                                         setup, teardown),
         cmocka_unit_test_setup_teardown(test_chat_utf8_and_message_size,
                                         setup, teardown),
+        cmocka_unit_test_setup_teardown(test_chat_unix_stream, setup,
+                                        teardown),
         cmocka_unit_test_setup_teardown(test_chat_staller_disconnected, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(test_chat_one_mib_line, setup,

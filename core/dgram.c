@@ -137,8 +137,11 @@ ss_server_sendto(struct ss_server *srv, const struct sockaddr *to,
         errno = EDESTADDRREQ;   /* an unbound Unix client: no way back */
         return -1;
     }
+    /* never blocks: a Unix peer that does not read loses the datagram
+     * (EAGAIN), as a network would, instead of stalling the server */
     for (;;) {
-        ssize_t n = sendto(srv->fd, buf, len, MSG_NOSIGNAL, to, tolen);
+        ssize_t n = sendto(srv->fd, buf, len, MSG_NOSIGNAL | MSG_DONTWAIT, to,
+                           tolen);
 
         if (n >= 0)
             return 0;

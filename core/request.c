@@ -471,7 +471,9 @@ ss_send(struct ss_request *to, const void *buf, size_t len)
         ss_log(SS_LOG_WARNING, "%s: %s: output backlog over %zu bytes, "
                "disconnected", to->srv->name, to->peer, limit);
         kill_locked(to);
-        goto out_pipe;
+        pthread_mutex_unlock(&to->lock);
+        errno = ENOBUFS;
+        return -1;
     }
     c = malloc(sizeof *c + len);
     if (c == NULL) {

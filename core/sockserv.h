@@ -90,17 +90,21 @@ int ss_printf(struct ss_request *, const char *fmt, ...) SS_PRINTF(2, 3);
 int ss_vprintf(struct ss_request *, const char *fmt, va_list);
 
 /*
- * Queues bytes for another client's stream connection, from any thread,
+ * Queues bytes for a client's stream connection (another client's, or the
+ * request's own: its ss_write waits for what is queued), from any thread,
  * without blocking: what can be sent at once is sent, the rest waits in the
  * target's bounded backlog (ss_server_set_max_backlog) and is flushed in
  * the background.  A target over its backlog is disconnected (logged).
- * Returns 0, or -1 if the target is closed or was just disconnected.
- * Each call is delivered whole, never interleaved with another's bytes.
+ * Returns 0, or -1 with errno ENOBUFS when this call overflowed the
+ * backlog (the target is being disconnected), EPIPE when the target is
+ * closed or gone.  Each call is delivered whole, never interleaved.
  */
 int ss_send(struct ss_request *to, const void *buf, size_t len);
 int ss_sendf(struct ss_request *to, const char *fmt, ...) SS_PRINTF(2, 3);
 
-/* Sends one datagram from the server's own socket (datagram servers). */
+/* Sends one datagram from the server's own socket (datagram servers),
+ * never blocking: -1 with EAGAIN when the peer's queue is full (dropped),
+ * EDESTADDRREQ for an unbound Unix client. */
 int ss_server_sendto(struct ss_server *, const struct sockaddr *to,
                      socklen_t tolen, const void *buf, size_t len);
 
@@ -239,7 +243,8 @@ long ss_server_max_requests(const struct ss_server *);
 void ss_server_free(struct ss_server *);
 
 /*
- * Python's overridable server methods, as hooks (NULL: the default).
+ * Python's overridable server methods, as hooks (NULL: the default); a
+ * handler's init may set them too (e.g. service_actions for its timers).
  * verify_request: return false to refuse the client before any handler
  * code runs.  handle_error: after a request failed (default: log it).
  * service_actions: once per serve loop iteration (at most every

@@ -69,7 +69,7 @@ static int
 echo_handle(struct ss_request *req)
 {
     const struct echo *e = ss_request_state(req);
-    char buf[16384];
+    char buf[65536];            /* one read, one write per 64 KiB */
     ssize_t n;
 
     while ((n = ss_read(req, buf, sizeof buf)) > 0) {

@@ -36,9 +36,11 @@ ASAN_ENV = ASAN_OPTIONS=halt_on_error=1:detect_leaks=1:log_path=$(ASAN_REP)/asan
 # die_after_fork=0: forking mode forks a threaded daemon, as it must
 TSAN_REP = $(abspath $(TSAN_B))/reports
 TSAN_ENV = TSAN_OPTIONS=halt_on_error=1:second_deadlock_stack=1:die_after_fork=0:log_path=$(TSAN_REP)/tsan
-VG_CMD = valgrind -q --error-exitcode=99 --leak-check=full \
+# possible leaks are shown but are no error: a thread still alive at exit
+# (daemon_threads = true, by design) leaves its TLS "possibly lost"
+VG_CMD = valgrind --error-exitcode=99 --leak-check=full \
     --show-leak-kinds=definite,indirect,possible \
-    --errors-for-leak-kinds=definite,indirect,possible \
+    --errors-for-leak-kinds=definite,indirect \
     --child-silent-after-fork=yes --track-fds=no \
     --log-file=$(abspath $(VG_B))/reports/vg.%p
 # the tests that start the daemon
@@ -93,6 +95,10 @@ valgrind-run:
 	SSD_WRAPPER="$(VG_CMD)" scripts/run-tests $(VG_B) \
 	    $(addprefix $(VG_B)/tests/,$(VG_TESTS))
 valgrind-reports:
+	@n=$$(grep -l "possibly lost in" $(VG_B)/reports/* 2>/dev/null | wc -l); \
+	[ "$$n" -eq 0 ] || echo "$(VG_B): note: $$n daemon(s) exited with" \
+	    "possibly lost blocks (threads alive at exit): grep -l" \
+	    "'possibly lost in' $(VG_B)/reports/*"
 	$(call show_reports,$(VG_B))
 
 # valgrind and the libFuzzer runtime, if the machine lacks them

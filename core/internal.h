@@ -225,6 +225,9 @@ bool ss_parse_long(const char *, long min, long max, long *out);
 bool ss_parse_double(const char *, double min, double max, double *out);
 bool ss_parse_bool(const char *, bool *out);
 bool ss_parse_size(const char *, long min, long max, long *out);
+void ss_fd_track(int fd);
+void ss_fd_untrack(int fd);
+void ss_fd_close_tracked(int keep1, int keep2);
 
 /* server.c */
 void ss_server_track(struct ss_server *, struct ss_request *);

@@ -3,12 +3,10 @@
  * server at max_children resumes as soon as one ends.  The parent keeps
  * each child's connection open (not used) so that shutdown can ask the
  * child to finish the way a thread is asked: its reading side shut. */
-#include <dirent.h>
 #include <errno.h>
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -37,8 +35,10 @@ forget(size_t i)
     struct child c = reg[i];
 
     reg[i] = reg[--nreg];
-    if (c.fd >= 0)
+    if (c.fd >= 0) {
+        ss_fd_untrack(c.fd);
         close(c.fd);
+    }
     if (c.admitted)
         ss_access_release(c.srv, (struct sockaddr *)&c.addr, c.addrlen);
     ss_server_slot_release(c.srv, 1);
@@ -115,35 +115,6 @@ reserve(void)
     return 0;
 }
 
-/*
- * In the child: it inherited every socket the daemon had open (other
- * clients' connections, every server's listening socket).  Holding them
- * would keep those connections open after their own handlers close them,
- * so every socket but this request's own is closed.  Other files a handler
- * opened in init stay.
- */
-static void
-close_inherited_sockets(int keep1, int keep2)
-{
-    DIR *dir = opendir("/proc/self/fd");
-    struct dirent *e;
-    int self = dir ? dirfd(dir) : -1;
-
-    if (dir == NULL)
-        return;
-    while ((e = readdir(dir)) != NULL) {
-        struct stat st;
-        long fd;
-
-        if (!ss_parse_long(e->d_name, 3, 1 << 30, &fd) || fd == self ||
-            fd == keep1 || fd == keep2)
-            continue;
-        if (fstat((int)fd, &st) == 0 && S_ISSOCK(st.st_mode))
-            close((int)fd);
-    }
-    closedir(dir);
-}
-
 /* In the child: default signals, fresh locks (only this thread is left),
  * then the request. */
 static void
@@ -168,8 +139,10 @@ run_child(struct ss_server *srv, struct ss_request *req)
     srv->flusher_started = false;       /* threads stay in the parent */
     srv->epfd = -1;
     req->admitted = false;              /* the parent counts it */
-    close_inherited_sockets(req->fd,
-                            req->fd < 0 ? srv->fd : -1);
+    /* it inherited every socket the daemon had open (other clients'
+     * connections, every server's listening socket): holding them would
+     * keep those connections open after their own handlers close them */
+    ss_fd_close_tracked(req->fd, req->fd < 0 ? srv->fd : -1);
     ss_request_run(req);
     _exit(0);
 }

@@ -688,6 +688,7 @@ ss_request_end(struct ss_request *req)
         }
         req->closed = true;
         queue_drop(req);
+        ss_fd_untrack(req->fd);
         close(req->fd);
         pthread_cond_broadcast(&req->drained);
         pthread_mutex_unlock(&req->lock);

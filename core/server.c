@@ -254,7 +254,9 @@ open_socket(struct ss_server *srv, const struct sockaddr *sa, socklen_t len,
         goto out_close;
     }
     srv->fd = fd;
+    ss_fd_track(fd);
     if (srv->set.transport->bind(srv, sa, len) < 0) {
+        ss_fd_untrack(fd);
         srv->fd = -1;
         goto out_close;
     }
@@ -384,6 +386,7 @@ ss_server_reopen(struct ss_server *srv)
         srv->fd = old;
         return -1;
     }
+    ss_fd_untrack(old);
     close(old);
     return 0;
 }
@@ -671,6 +674,7 @@ ss_server_close(struct ss_server *srv)
     srv->closed = true;
     atomic_store(&srv->stop, true);
     if (srv->fd >= 0) {
+        ss_fd_untrack(srv->fd);
         close(srv->fd);
         srv->fd = -1;
     }

@@ -55,6 +55,7 @@ stream_get_request(struct ss_server *srv)
             errno = EAGAIN;
         return NULL;
     }
+    ss_fd_track(fd);
     if (ss.ss_family == AF_INET || ss.ss_family == AF_INET6) {
         int one = 1;
 
@@ -66,6 +67,7 @@ stream_get_request(struct ss_server *srv)
     if (req == NULL) {
         int e = errno;
 
+        ss_fd_untrack(fd);
         close(fd);
         errno = e;
     }

@@ -154,3 +154,55 @@ ss_parse_size(const char *s, long min, long max, long *out)
     *out = (long)(v * mult);
     return true;
 }
+
+/*
+ * The sockets the core opened (listening sockets, connections), as a
+ * lock-free bitmap, so that a forked child can close all of them but its
+ * own without scanning /proc (which cost more than the fork).  Descriptors
+ * past SS_FD_BITS are not tracked.
+ */
+#define SS_FD_BITS 65536
+static atomic_ulong fd_bits[SS_FD_BITS / 64];
+static atomic_int fd_high;
+
+void
+ss_fd_track(int fd)
+{
+    int high;
+
+    if (fd < 0 || fd >= SS_FD_BITS)
+        return;
+    atomic_fetch_or(&fd_bits[fd / 64], 1UL << (fd % 64));
+    high = atomic_load(&fd_high);
+    while (fd > high && !atomic_compare_exchange_weak(&fd_high, &high, fd))
+        ;
+}
+
+void
+ss_fd_untrack(int fd)
+{
+    if (fd < 0 || fd >= SS_FD_BITS)
+        return;
+    atomic_fetch_and(&fd_bits[fd / 64], ~(1UL << (fd % 64)));
+}
+
+/* In a forked child: closes every tracked socket but keep1 and keep2. */
+void
+ss_fd_close_tracked(int keep1, int keep2)
+{
+    int high = atomic_load(&fd_high);
+
+    for (int w = 0; w <= high / 64; w++) {
+        unsigned long bits = atomic_load(&fd_bits[w]);
+
+        while (bits != 0) {
+            int fd = w * 64 + __builtin_ctzl(bits);
+
+            bits &= bits - 1;
+            if (fd != keep1 && fd != keep2) {
+                close(fd);
+                ss_fd_untrack(fd);
+            }
+        }
+    }
+}

@@ -310,13 +310,17 @@ log_refusal(struct ss_server *srv, const char *peer, const char *why)
 bool
 ss_access_admit(struct ss_server *srv, struct ss_request *req)
 {
-    struct addr_key k = key_of((struct sockaddr *)&req->addr, req->addrlen);
+    struct addr_key k;
     bool stream = req->fd >= 0;
     const char *why = NULL;
     struct ss_source *s = NULL;
 
+    if (srv->acl.nallow == 0 && srv->acl.ndeny == 0 &&
+        srv->set.max_connections == 0 && !per_source_needed(srv))
+        return true;            /* nothing to check or count */
+    k = key_of((struct sockaddr *)&req->addr, req->addrlen);
     if (k.family != 0 && !acl_permits(srv, &k, &why)) {
-        log_refusal(srv, req->peer, why);
+        log_refusal(srv, ss_request_peer(req), why);
         return false;
     }
     pthread_mutex_lock(&srv->lock);
@@ -362,7 +366,7 @@ ss_access_admit(struct ss_server *srv, struct ss_request *req)
     return true;
 out_refuse:
     pthread_mutex_unlock(&srv->lock);
-    log_refusal(srv, req->peer, why);
+    log_refusal(srv, ss_request_peer(req), why);
     return false;
 }
 

@@ -159,7 +159,7 @@ dgram_finish(struct ss_request *req)
         return;
     if (ss_server_sendto(req->srv, (struct sockaddr *)&req->addr,
                          req->addrlen, req->wbuf, req->wlen) < 0)
-        ss_log(SS_LOG_DEBUG, "%s: %s: reply: %s", req->srv->name, req->peer,
+        ss_log(SS_LOG_DEBUG, "%s: %s: reply: %s", req->srv->name, ss_request_peer(req),
                strerror(errno));
 }
 

@@ -92,7 +92,8 @@ struct ss_request {
     atomic_int refs;
     struct sockaddr_storage addr;
     socklen_t addrlen;
-    char peer[SS_ADDRSTRLEN];
+    char peer[SS_ADDRSTRLEN];   /* ss_request_peer, made on first use */
+    atomic_bool peer_ready;
     void *data;
     struct ss_request *prev, *next;     /* the server's running list */
     bool listed;

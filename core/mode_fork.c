@@ -177,7 +177,7 @@ fork_process(struct ss_server *srv, struct ss_request *req)
     pthread_mutex_unlock(&reg_lock);
     if (pid < 0)
         ss_log(SS_LOG_WARNING, "%s: %s: fork: %s; connection closed",
-               srv->name, req->peer, strerror(errno));
+               srv->name, ss_request_peer(req), strerror(errno));
     ss_request_end(req);        /* the parent's request object */
 }
 

@@ -55,7 +55,7 @@ thread_process(struct ss_server *srv, struct ss_request *req)
 
     if (ss_dgram_own_packet(req) < 0) {
         ss_log(SS_LOG_WARNING, "%s: %s: %s; request dropped", srv->name,
-               req->peer, strerror(errno));
+               ss_request_peer(req), strerror(errno));
         ss_request_end(req);
         return;
     }
@@ -91,7 +91,7 @@ thread_process(struct ss_server *srv, struct ss_request *req)
     }
     if (rc != 0) {
         ss_log(SS_LOG_WARNING, "%s: %s: cannot start a thread: %s; "
-               "connection closed", srv->name, req->peer, strerror(rc));
+               "connection closed", srv->name, ss_request_peer(req), strerror(rc));
         pthread_mutex_lock(&srv->lock);
         srv->active--;
         srv->nthreads--;

@@ -29,7 +29,6 @@ ss_request_new(struct ss_server *srv, int fd, const struct sockaddr *addr,
         addrlen = sizeof req->addr;
     memcpy(&req->addr, addr, addrlen);
     req->addrlen = addrlen;
-    ss_addr_format(addr, addrlen, req->peer, sizeof req->peer);
     pthread_mutex_init(&req->lock, NULL);
     pthread_cond_init(&req->drained, NULL);
     return req;
@@ -78,9 +77,22 @@ ss_request_addr(const struct ss_request *req, socklen_t *len)
     return (const struct sockaddr *)&req->addr;
 }
 
+/* The text is made on first use: most requests never need it. */
 const char *
-ss_request_peer(const struct ss_request *req)
+ss_request_peer(const struct ss_request *creq)
 {
+    struct ss_request *req = (struct ss_request *)creq;
+
+    if (!atomic_load_explicit(&req->peer_ready, memory_order_acquire)) {
+        pthread_mutex_lock(&req->lock);
+        if (!atomic_load_explicit(&req->peer_ready, memory_order_relaxed)) {
+            ss_addr_format((struct sockaddr *)&req->addr, req->addrlen,
+                           req->peer, sizeof req->peer);
+            atomic_store_explicit(&req->peer_ready, true,
+                                  memory_order_release);
+        }
+        pthread_mutex_unlock(&req->lock);
+    }
     return req->peer;
 }
 
@@ -468,10 +480,10 @@ ss_send(struct ss_request *to, const void *buf, size_t len)
     }
     limit = to->srv->max_backlog ? to->srv->max_backlog : SS_DEFAULT_BACKLOG;
     if (to->queued + len > limit) {
-        ss_log(SS_LOG_WARNING, "%s: %s: output backlog over %zu bytes, "
-               "disconnected", to->srv->name, to->peer, limit);
         kill_locked(to);
         pthread_mutex_unlock(&to->lock);
+        ss_log(SS_LOG_WARNING, "%s: %s: output backlog over %zu bytes, "
+               "disconnected", to->srv->name, ss_request_peer(to), limit);
         errno = ENOBUFS;
         return -1;
     }
@@ -619,10 +631,10 @@ default_handle_error(struct ss_server *srv, struct ss_request *req)
 
     if (e == ETIMEDOUT)
         ss_log(SS_LOG_INFO, "%s: %s: silent for %gs, closed", srv->name,
-               req->peer, srv->set.timeout);
+               ss_request_peer(req), srv->set.timeout);
     else
         ss_log(SS_LOG_DEBUG, "%s: %s: request failed: %s", srv->name,
-               req->peer, e ? strerror(e) : "handler returned -1");
+               ss_request_peer(req), e ? strerror(e) : "handler returned -1");
 }
 
 /*
@@ -636,7 +648,8 @@ ss_request_run(struct ss_request *req)
     const struct ss_handler *h = srv->handler;
     int rc = 0;
 
-    ss_server_track(srv, req);
+    if (req->fd >= 0)
+        ss_server_track(srv, req);     /* shutdown_now reaches it */
     errno = 0;
     if (h->setup != NULL)
         rc = h->setup(req);
@@ -656,7 +669,8 @@ ss_request_run(struct ss_request *req)
             default_handle_error(srv, req);
     }
     srv->set.transport->finish(req);
-    ss_server_untrack(srv, req);
+    if (req->fd >= 0)
+        ss_server_untrack(srv, req);
     ss_request_end(req);
 }
 

@@ -595,7 +595,7 @@ take_request(struct ss_server *srv)
         !srv->verify(srv, (struct sockaddr *)&req->addr, req->addrlen,
                      srv->verify_arg)) {
         ss_log(SS_LOG_INFO, "%s: %s: refused by verify_request", srv->name,
-               req->peer);
+               ss_request_peer(req));
         ss_request_end(req);
         return 1;
     }

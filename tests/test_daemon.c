@@ -916,6 +916,11 @@ run_seed(const char *client, int port, const char *input)
 
     snprintf(path, sizeof path, "%s/../shared/seed_clients/%s",
              SS_SOURCE_DIR, client);
+    if (access(path, R_OK) != 0) {
+        fprintf(stderr, "%s: not found: the seed clients are expected in "
+                "shared/ beside the checkout\n", path);
+        fail();
+    }
     snprintf(cmd, sizeof cmd, "%d", port);
     assert_int_equal(pipe(in), 0);
     assert_int_equal(pipe(outp), 0);

@@ -86,7 +86,7 @@ tsan-run:
 tsan-reports:
 	$(call show_reports,$(TSAN_B))
 
-valgrind: deps hardening-deps
+valgrind: deps valgrind-deps
 	@$(MAKE) --no-print-directory valgrind-run; rc=$$?; \
 	$(MAKE) --no-print-directory valgrind-reports || rc=1; exit $$rc
 valgrind-run:
@@ -101,18 +101,23 @@ valgrind-reports:
 	    "'possibly lost in' $(VG_B)/reports/*"
 	$(call show_reports,$(VG_B))
 
-# valgrind and the libFuzzer runtime, if the machine lacks them
-hardening-deps:
+# Debian packages, installed if the machine lacks them: $(1)
+define need_pkgs
 	@need=""; \
-	for p in valgrind clang libclang-rt-14-dev; do \
+	for p in $(1); do \
 	    dpkg-query -W -f='$${Status}' $$p 2>/dev/null | \
 	        grep -q "ok installed" || need="$$need $$p"; \
 	done; \
-	[ -z "$$need" ] || { echo "hardening-deps: installing$$need"; \
+	[ -z "$$need" ] || { echo "$@: installing$$need"; \
 	    S=; [ "$$(id -u)" -eq 0 ] || S=sudo; \
 	    $$S env DEBIAN_FRONTEND=noninteractive apt-get update -qq && \
 	    $$S env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
 	        --no-install-recommends $$need; }
+endef
+valgrind-deps:
+	$(call need_pkgs,valgrind)
+fuzz-deps:
+	$(call need_pkgs,clang libclang-rt-14-dev)
 
 # ---- fuzzing (clang's libFuzzer) -------------------------------------------
 # Each target links the core's sources built with the fuzzer's
@@ -133,7 +138,8 @@ $(FUZZ_B)/fuzz_%: tests/fuzz/fuzz_%.c $(FUZZ_SRC) $(wildcard core/*.h) \
 	@mkdir -p $(@D)
 	$(FUZZ_CC) $(FUZZ_CFLAGS) -o $@ $< $(FUZZ_SRC) $(INIH_LIBS) -ldl -lm
 
-fuzz-build: hardening-deps $(FUZZ_BINS)
+fuzz-build: fuzz-deps
+	$(MAKE) --no-print-directory $(FUZZ_BINS)
 
 # $(1): seconds per target
 define fuzz_run
@@ -179,5 +185,5 @@ stress: deps
 	$(STRESS_B)/tests/stress/stress -d $(STRESS_B) -s $(STRESS_SECONDS)
 
 .PHONY: asan asan-run asan-reports tsan tsan-run tsan-reports valgrind \
-        valgrind-run valgrind-reports hardening-deps fuzz-build fuzz-regress \
+        valgrind-run valgrind-reports valgrind-deps fuzz-deps fuzz-build fuzz-regress \
         fuzz fuzz-smoke stress

@@ -10,7 +10,9 @@
  * and check they come back.  At the end each held connection checks one
  * more echo, all close, and the daemon gets SIGTERM and must exit 0.
  *
- * Every loop is bounded in time; traffic goes to 127.0.0.1 only.  One
+ * Every loop is bounded in time; traffic stays on loopback: the daemon
+ * listens on 127.0.0.1, bulk clients connect from 127.0.0.2-254, the
+ * well-behaved one from 127.0.0.255.  One
  * thread runs the bulk clients on epoll, another the well-behaved client,
  * the main thread samples the daemon's memory from /proc.
  *
@@ -331,7 +333,14 @@ wb_main(void *arg)
     int fd = socket(AF_INET, SOCK_STREAM, 0), one = 1;
     long seq = 0;
 
-    if (fd < 0 || connect(fd, (struct sockaddr *)&target, sizeof target) < 0) {
+    struct sockaddr_in src = { .sin_family = AF_INET };
+
+    src.sin_addr.s_addr = htonl(0x7f0000ff);    /* 127.0.0.255 */
+    if (fd >= 0)
+        setsockopt(fd, IPPROTO_IP, IP_BIND_ADDRESS_NO_PORT, &one,
+                   sizeof one);
+    if (fd < 0 || bind(fd, (struct sockaddr *)&src, sizeof src) < 0 ||
+        connect(fd, (struct sockaddr *)&target, sizeof target) < 0) {
         snprintf(w->error, sizeof w->error, "connect: %s", strerror(errno));
         if (fd >= 0)
             close(fd);
@@ -437,6 +446,21 @@ cli_open(struct cli *c)
         st.connect_fail++;
         note_error(c->kind, "%s %d: socket: %s", kind_names[c->kind], c->idx,
                    strerror(errno));
+        return -1;
+    }
+    /* from 127.0.0.2-254: the churn leaves thousands of client ports in
+     * TIME_WAIT, more than one source address has (EADDRNOTAVAIL) */
+    struct sockaddr_in src = { .sin_family = AF_INET };
+    int one = 1;
+
+    src.sin_addr.s_addr = htonl(0x7f000002 + rnd() % 253);
+    setsockopt(c->fd, IPPROTO_IP, IP_BIND_ADDRESS_NO_PORT, &one, sizeof one);
+    if (bind(c->fd, (struct sockaddr *)&src, sizeof src) < 0) {
+        st.connect_fail++;
+        note_error(c->kind, "%s %d: bind: %s", kind_names[c->kind], c->idx,
+                   strerror(errno));
+        close(c->fd);
+        c->fd = -1;
         return -1;
     }
     if (connect(c->fd, (struct sockaddr *)&target, sizeof target) < 0 &&

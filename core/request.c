@@ -218,29 +218,42 @@ ss_write(struct ss_request *req, const void *buf, size_t len)
     return req->srv->set.transport->write(req, buf, len);
 }
 
+/*
+ * Formats into small when it fits, else into a malloc'd buffer.  Returns
+ * the text (small or one to free), its length in *len, or NULL.
+ */
+static char *
+vformat(char *small, size_t size, size_t *len, const char *fmt, va_list ap)
+{
+    va_list ap2;
+    char *p = small;
+    int n;
+
+    va_copy(ap2, ap);
+    n = vsnprintf(small, size, fmt, ap);
+    if (n >= 0 && (size_t)n >= size) {
+        p = malloc((size_t)n + 1);
+        if (p != NULL)
+            vsnprintf(p, (size_t)n + 1, fmt, ap2);
+    }
+    va_end(ap2);
+    if (n < 0)
+        return NULL;
+    *len = (size_t)n;
+    return p;
+}
+
 int
 ss_vprintf(struct ss_request *req, const char *fmt, va_list ap)
 {
-    char small[1024], *p = small;
-    va_list ap2;
-    int n, rc;
+    char small[1024], *p;
+    size_t n;
+    int rc;
 
-    va_copy(ap2, ap);
-    n = vsnprintf(small, sizeof small, fmt, ap);
-    if (n < 0) {
-        va_end(ap2);
+    p = vformat(small, sizeof small, &n, fmt, ap);
+    if (p == NULL)
         return -1;
-    }
-    if ((size_t)n >= sizeof small) {
-        p = malloc((size_t)n + 1);
-        if (p == NULL) {
-            va_end(ap2);
-            return -1;
-        }
-        vsnprintf(p, (size_t)n + 1, fmt, ap2);
-    }
-    va_end(ap2);
-    rc = ss_write(req, p, (size_t)n);
+    rc = ss_write(req, p, n);
     if (p != small)
         free(p);
     return rc;
@@ -517,24 +530,17 @@ out_pipe:
 int
 ss_sendf(struct ss_request *to, const char *fmt, ...)
 {
-    char small[1024], *p = small;
+    char small[1024], *p;
     va_list ap;
-    int n, rc;
+    size_t n;
+    int rc;
 
     va_start(ap, fmt);
-    n = vsnprintf(small, sizeof small, fmt, ap);
+    p = vformat(small, sizeof small, &n, fmt, ap);
     va_end(ap);
-    if (n < 0)
+    if (p == NULL)
         return -1;
-    if ((size_t)n >= sizeof small) {
-        p = malloc((size_t)n + 1);
-        if (p == NULL)
-            return -1;
-        va_start(ap, fmt);
-        vsnprintf(p, (size_t)n + 1, fmt, ap);
-        va_end(ap);
-    }
-    rc = ss_send(to, p, (size_t)n);
+    rc = ss_send(to, p, n);
     if (p != small)
         free(p);
     return rc;

@@ -26,6 +26,21 @@ const char *ssd_daemon;
 static pthread_mutex_t log_lock = PTHREAD_MUTEX_INITIALIZER;
 static pthread_cond_t log_cond = PTHREAD_COND_INITIALIZER;
 
+/* CLOCK_REALTIME ms from now, for pthread_cond_timedwait. */
+static struct timespec
+in_ms(long ms)
+{
+    struct timespec ts;
+
+    clock_gettime(CLOCK_REALTIME, &ts);
+    ts.tv_nsec += ms * 1000000L;
+    if (ts.tv_nsec >= 1000000000L) {
+        ts.tv_sec++;
+        ts.tv_nsec -= 1000000000L;
+    }
+    return ts;
+}
+
 static double
 now_ms(void)
 {
@@ -331,14 +346,8 @@ wait_exit(struct ssd *d, int timeout_ms)
         /* the stderr pipe closing is the exit signal we can wait on */
         pthread_mutex_lock(&log_lock);
         if (d->errfd >= 0) {
-            struct timespec ts;
+            struct timespec ts = in_ms(20);
 
-            clock_gettime(CLOCK_REALTIME, &ts);
-            ts.tv_nsec += 20 * 1000000L;
-            if (ts.tv_nsec >= 1000000000L) {
-                ts.tv_sec++;
-                ts.tv_nsec -= 1000000000L;
-            }
             pthread_cond_timedwait(&log_cond, &log_lock, &ts);
             pthread_mutex_unlock(&log_lock);
         } else {
@@ -420,14 +429,8 @@ ssd_log_wait(struct ssd *d, const char *needle, int timeout_ms)
     pthread_mutex_lock(&log_lock);
     while (!(found = d->log != NULL && strstr(d->log, needle) != NULL) &&
            now_ms() < deadline) {
-        struct timespec ts;
+        struct timespec ts = in_ms(20);
 
-        clock_gettime(CLOCK_REALTIME, &ts);
-        ts.tv_nsec += 20 * 1000000L;
-        if (ts.tv_nsec >= 1000000000L) {
-            ts.tv_sec++;
-            ts.tv_nsec -= 1000000000L;
-        }
         pthread_cond_timedwait(&log_cond, &log_lock, &ts);
     }
     pthread_mutex_unlock(&log_lock);

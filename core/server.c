@@ -663,6 +663,14 @@ ss_server_shutdown(struct ss_server *srv)
     pthread_mutex_unlock(&srv->lock);
 }
 
+static void
+close_socket(struct ss_server *srv)
+{
+    ss_fd_untrack(srv->fd);
+    close(srv->fd);
+    srv->fd = -1;
+}
+
 void
 ss_server_close(struct ss_server *srv)
 {
@@ -673,11 +681,10 @@ ss_server_close(struct ss_server *srv)
         return;
     srv->closed = true;
     atomic_store(&srv->stop, true);
-    if (srv->fd >= 0) {
-        ss_fd_untrack(srv->fd);
-        close(srv->fd);
-        srv->fd = -1;
-    }
+    /* a listening socket closes now: new clients are refused at once; a
+     * datagram socket stays until the running requests have replied */
+    if (srv->fd >= 0 && srv->set.transport->kind == SS_STREAM)
+        close_socket(srv);
     if (srv->unix_path != NULL && !srv->worker &&
         stat(srv->unix_path, &st) == 0 &&
         st.st_dev == srv->unix_dev && st.st_ino == srv->unix_ino)
@@ -700,6 +707,8 @@ ss_server_close(struct ss_server *srv)
     busy = srv->active > 0 || srv->running != NULL || srv->nthreads > 0;
     pthread_mutex_unlock(&srv->lock);
     ss_request_flush_stop(srv);
+    if (!busy && srv->fd >= 0)
+        close_socket(srv);
     if (srv->inited && !busy && srv->handler->fini != NULL &&
         !srv->fini_done) {
         srv->handler->fini(srv->state);

@@ -676,9 +676,12 @@ test_daemon_workers(void **state)
     pid_t wpids[8];
     int nw = 0;
 
-    for (const char *p = d.log; (p = strstr(p, " (pid ")) != NULL && nw < 8;
+    char *log = ssd_log_copy(&d);
+
+    for (const char *p = log; (p = strstr(p, " (pid ")) != NULL && nw < 8;
          p++)
         wpids[nw++] = (pid_t)atoi(p + 6);
+    free(log);
     assert_int_equal(nw, 4);
     assert_int_equal(ssd_stop(&d, SIGTERM), 0);
     (void)n;
@@ -895,7 +898,13 @@ test_daemon_bad_clients(void **state)
     assert_true(before > 0);
     if (after > before + 1024)
         fprintf(stderr, "rss grew from %ld to %ld KiB\n", before, after);
+#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
+    /* a sanitizer's shadow memory and quarantine grow on their own */
+    fprintf(stderr, "rss bound not checked under a sanitizer (%ld -> %ld "
+            "KiB)\n", before, after);
+#else
     assert_true(after <= before + 1024);
+#endif
     assert_int_equal(ssd_stop(&d, SIGTERM), 0);
     ssd_cleanup(&d);
 }

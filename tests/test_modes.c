@@ -185,8 +185,9 @@ test_thread_pool_reuses_threads(void **state)
     before = atomic_load(&creates);
     for (int i = 0; i < 50; i++)
         roundtrip(ss_server_address(s));
-    /* at most one more thread (a client's close racing the next accept) */
-    assert_true(atomic_load(&creates) - before <= 1);
+    /* a few more at most (a finishing thread can race the next accept;
+     * each extra one parks too), not one per request */
+    assert_true(atomic_load(&creates) - before <= 5);
     ss_server_shutdown(s);
     pthread_join(tid, NULL);
     ss_server_close(s);

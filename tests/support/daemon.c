@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/un.h>
 #include <sys/wait.h>
@@ -22,6 +23,16 @@
 #endif
 
 const char *ssd_daemon;
+
+struct ssd_io {
+    int fd;                     /* the daemon's stderr; -1 once at EOF */
+    int closed_fd;              /* kept for close() */
+    char *log;                  /* everything read from it */
+    size_t len, cap;
+    int stop;                   /* the reader stops when set */
+    pthread_t reader;
+    bool reading;
+};
 
 static pthread_mutex_t log_lock = PTHREAD_MUTEX_INITIALIZER;
 static pthread_cond_t log_cond = PTHREAD_COND_INITIALIZER;
@@ -60,13 +71,13 @@ ssd_build_path(const char *rel)
 }
 
 static void
-log_append(struct ssd *d, const char *buf, size_t n)
+log_append(struct ssd_io *d, const char *buf, size_t n)
 {
     pthread_mutex_lock(&log_lock);
-    if (d->loglen + n + 1 > d->logcap) {
-        size_t cap = d->logcap ? d->logcap : 4096;
+    if (d->len + n + 1 > d->cap) {
+        size_t cap = d->cap ? d->cap : 4096;
 
-        while (cap < d->loglen + n + 1)
+        while (cap < d->len + n + 1)
             cap *= 2;
         char *p = realloc(d->log, cap);
 
@@ -75,11 +86,11 @@ log_append(struct ssd *d, const char *buf, size_t n)
             return;
         }
         d->log = p;
-        d->logcap = cap;
+        d->cap = cap;
     }
-    memcpy(d->log + d->loglen, buf, n);
-    d->loglen += n;
-    d->log[d->loglen] = '\0';
+    memcpy(d->log + d->len, buf, n);
+    d->len += n;
+    d->log[d->len] = '\0';
     pthread_cond_broadcast(&log_cond);
     pthread_mutex_unlock(&log_lock);
 }
@@ -87,21 +98,21 @@ log_append(struct ssd *d, const char *buf, size_t n)
 static void *
 reader_main(void *arg)
 {
-    struct ssd *d = arg;
+    struct ssd_io *d = arg;
     char buf[4096];
     ssize_t n;
 
     for (;;) {
-        struct pollfd pfd = { .fd = d->errfd, .events = POLLIN };
+        struct pollfd pfd = { .fd = d->fd, .events = POLLIN };
 
         /* a child the daemon left running may hold the pipe open after
          * the daemon exits: stop when told, after draining */
         if (poll(&pfd, 1, 50) == 0) {
-            if (__atomic_load_n(&d->stop_reader, __ATOMIC_SEQ_CST))
+            if (__atomic_load_n(&d->stop, __ATOMIC_SEQ_CST))
                 break;
             continue;
         }
-        n = read(d->errfd, buf, sizeof buf);
+        n = read(d->fd, buf, sizeof buf);
         if (n < 0 && errno == EINTR)
             continue;
         if (n <= 0)
@@ -109,7 +120,8 @@ reader_main(void *arg)
         log_append(d, buf, (size_t)n);
     }
     pthread_mutex_lock(&log_lock);
-    d->errfd = -d->errfd - 2;   /* closed marker, kept for close() */
+    d->closed_fd = d->fd;
+    d->fd = -1;
     pthread_cond_broadcast(&log_cond);
     pthread_mutex_unlock(&log_lock);
     return NULL;
@@ -209,6 +221,10 @@ spawn(struct ssd *d, const char *const *extra_args, int *errfd)
     if (pid == 0) {
         int null = open("/dev/null", O_RDONLY);
 
+        /* a test process that dies (a failed assertion, a crash) takes
+         * its daemon with it */
+        prctl(PR_SET_PDEATHSIG, SIGKILL);
+
         dup2(null, 0);
         dup2(pfd[1], 1);
         dup2(pfd[1], 2);
@@ -228,7 +244,7 @@ spawn(struct ssd *d, const char *const *extra_args, int *errfd)
 static int
 count_listening(struct ssd *d)
 {
-    const char *p = d->log;
+    const char *p = d->io->log;
     int n = 0;
 
     while (p != NULL && (p = strstr(p, ": listening on ")) != NULL) {
@@ -236,7 +252,7 @@ count_listening(struct ssd *d)
         const char *addr = p + strlen(": listening on ");
         const char *end = strstr(addr, " (");
 
-        while (bol > d->log && bol[-1] != '\n')
+        while (bol > d->io->log && bol[-1] != '\n')
             bol--;
         if (end == NULL || strchr(addr, '\n') < end)
             break;
@@ -258,23 +274,21 @@ ssd_start(struct ssd *d, const char *ini_text, int nservers,
           const char *const *extra_args)
 {
     double deadline = now_ms() + 10000;
-    pthread_t *tid;
     int ok = 0;
 
     memset(d, 0, sizeof *d);
     signal(SIGPIPE, SIG_IGN);
-    if (write_ini(d, ini_text) < 0)
+    d->io = calloc(1, sizeof *d->io);
+    if (d->io == NULL || write_ini(d, ini_text) < 0)
         return -1;
-    d->pid = spawn(d, extra_args, &d->errfd);
+    d->pid = spawn(d, extra_args, &d->io->fd);
     if (d->pid < 0)
         return -1;
-    tid = malloc(sizeof *tid);
-    if (tid == NULL || pthread_create(tid, NULL, reader_main, d) != 0) {
-        free(tid);
+    if (pthread_create(&d->io->reader, NULL, reader_main, d->io) != 0) {
         kill(d->pid, SIGKILL);
         return -1;
     }
-    d->reader = tid;
+    d->io->reading = true;
     pthread_mutex_lock(&log_lock);
     while (now_ms() < deadline) {
         struct timespec ts;
@@ -283,7 +297,7 @@ ssd_start(struct ssd *d, const char *ini_text, int nservers,
             ok = 1;
             break;
         }
-        if (d->errfd < 0)
+        if (d->io->fd < 0)
             break;              /* the daemon is gone */
         clock_gettime(CLOCK_REALTIME, &ts);
         ts.tv_nsec += 50 * 1000000L;
@@ -332,11 +346,10 @@ wait_exit(struct ssd *d, int timeout_ms)
 
         if (r == d->pid) {
             d->pid = 0;
-            __atomic_store_n(&d->stop_reader, 1, __ATOMIC_SEQ_CST);
-            if (d->reader != NULL) {
-                pthread_join(*(pthread_t *)d->reader, NULL);
-                free(d->reader);
-                d->reader = NULL;
+            __atomic_store_n(&d->io->stop, 1, __ATOMIC_SEQ_CST);
+            if (d->io->reading) {
+                pthread_join(d->io->reader, NULL);
+                d->io->reading = false;
             }
             return WIFEXITED(status) ? WEXITSTATUS(status)
                                      : 128 + WTERMSIG(status);
@@ -345,7 +358,7 @@ wait_exit(struct ssd *d, int timeout_ms)
             return -1;
         /* the stderr pipe closing is the exit signal we can wait on */
         pthread_mutex_lock(&log_lock);
-        if (d->errfd >= 0) {
+        if (d->io->fd >= 0) {
             struct timespec ts = in_ms(20);
 
             pthread_cond_timedwait(&log_cond, &log_lock, &ts);
@@ -397,16 +410,17 @@ ssd_cleanup(struct ssd *d)
         kill(d->pid, SIGKILL);
         wait_exit(d, 5000);
     }
-    if (d->errfd < -1)
-        close(-d->errfd - 2);
-    else if (d->errfd > 0)
-        close(d->errfd);
-    d->errfd = 0;
+    if (d->io == NULL)
+        return;
+    if (d->io->fd >= 0)
+        close(d->io->fd);
+    else if (d->io->closed_fd > 0)
+        close(d->io->closed_fd);
     if (d->dir[0] != '\0')
         nftw(d->dir, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
-    free(d->log);
-    d->log = NULL;
-    d->loglen = d->logcap = 0;
+    free(d->io->log);
+    free(d->io);
+    d->io = NULL;
 }
 
 bool
@@ -415,7 +429,7 @@ ssd_log_has(struct ssd *d, const char *needle)
     bool found;
 
     pthread_mutex_lock(&log_lock);
-    found = d->log != NULL && strstr(d->log, needle) != NULL;
+    found = d->io->log != NULL && strstr(d->io->log, needle) != NULL;
     pthread_mutex_unlock(&log_lock);
     return found;
 }
@@ -427,7 +441,8 @@ ssd_log_wait(struct ssd *d, const char *needle, int timeout_ms)
     bool found = false;
 
     pthread_mutex_lock(&log_lock);
-    while (!(found = d->log != NULL && strstr(d->log, needle) != NULL) &&
+    while (!(found = d->io->log != NULL &&
+                     strstr(d->io->log, needle) != NULL) &&
            now_ms() < deadline) {
         struct timespec ts = in_ms(20);
 
@@ -442,8 +457,19 @@ ssd_print_log(struct ssd *d)
 {
     pthread_mutex_lock(&log_lock);
     fprintf(stderr, "---- daemon log ----\n%s---- end ----\n",
-            d->log ? d->log : "");
+            d->io && d->io->log ? d->io->log : "");
     pthread_mutex_unlock(&log_lock);
+}
+
+char *
+ssd_log_copy(struct ssd *d)
+{
+    char *copy;
+
+    pthread_mutex_lock(&log_lock);
+    copy = strdup(d->io && d->io->log ? d->io->log : "");
+    pthread_mutex_unlock(&log_lock);
+    return copy;
 }
 
 int
@@ -453,17 +479,19 @@ ssd_run(const char *ini_text, const char *const *extra_args, char **out)
     int status;
 
     memset(&d, 0, sizeof d);
+    d.io = calloc(1, sizeof *d.io);
+    if (d.io == NULL)
+        return -1;
     if (write_ini(&d, ini_text) < 0)
         return -1;
-    d.pid = spawn(&d, extra_args, &d.errfd);
+    d.pid = spawn(&d, extra_args, &d.io->fd);
     if (d.pid < 0)
         return -1;
-    reader_main(&d);            /* to EOF: the daemon has exited */
-    d.reader = NULL;
+    reader_main(d.io);          /* to EOF: the daemon has exited */
     status = wait_exit(&d, 15000);
     if (out != NULL) {
-        *out = d.log ? d.log : strdup("");
-        d.log = NULL;
+        *out = d.io->log ? d.io->log : strdup("");
+        d.io->log = NULL;
     }
     ssd_cleanup(&d);
     return status;

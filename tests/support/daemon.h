@@ -8,17 +8,17 @@
 
 #define SSD_MAX_SERVERS 32
 
+struct ssd_io;                  /* the daemon's stderr and its reader */
+
 struct ssd {
     pid_t pid;
-    int errfd;                  /* the daemon's stderr */
     char dir[256];              /* temporary directory holding the INI */
     char ini[300];              /* its path */
-    char *log;                  /* everything the daemon wrote to stderr */
-    size_t loglen, logcap;
+    /* on the heap, so that a test that fails (and leaves its frame)
+     * never has the reader thread write into a dead stack */
+    struct ssd_io *io;
     int nlisten;
     struct { char name[64], addr[160]; } listen[SSD_MAX_SERVERS];
-    void *reader;               /* background stderr reader (pthread_t *) */
-    int stop_reader;
 };
 
 /*
@@ -42,6 +42,8 @@ void ssd_cleanup(struct ssd *);
 bool ssd_log_wait(struct ssd *, const char *needle, int timeout_ms);
 bool ssd_log_has(struct ssd *, const char *needle);
 void ssd_print_log(struct ssd *);
+/* A copy of the log so far (to free). */
+char *ssd_log_copy(struct ssd *);
 
 /*
  * Runs the daemon to completion on ini_text (for errors and --check):

@@ -537,6 +537,40 @@ test_daemon_block_on_close_and_daemon_threads(void **state)
     }
 }
 
+/* request_queue_size is the listen backlog (ss shows it as Send-Q), 128
+ * unless set. */
+static void
+test_daemon_request_queue_size(void **state)
+{
+    static const char ini[] =
+        "[q]\nhandler = echo\nport = 0\nrequest_queue_size = 17\n"
+        "[d]\nhandler = echo\nport = 0\n";
+    const char *names[] = { "q", "d" };
+    const int want[] = { 17, 128 };
+    struct ssd d;
+
+    (void)state;
+    assert_int_equal(ssd_start(&d, ini, 2, NULL), 0);
+    for (int i = 0; i < 2; i++) {
+        char cmd[128], line[256];
+        int backlog = -1;
+        FILE *fp;
+
+        snprintf(cmd, sizeof cmd, "ss -ltnH 'sport = :%d' 2>&1",
+                 ssd_port(&d, names[i]));
+        fp = popen(cmd, "r");
+        assert_non_null(fp);
+        if (fgets(line, sizeof line, fp) != NULL)
+            sscanf(line, "LISTEN %*d %d", &backlog);
+        pclose(fp);
+        if (backlog != want[i])
+            fprintf(stderr, "%s: %s", cmd, line);
+        assert_int_equal(backlog, want[i]);
+    }
+    assert_int_equal(ssd_stop(&d, SIGTERM), 0);
+    ssd_cleanup(&d);
+}
+
 /* allow_reuse_port lets two servers share a port; without it, no. */
 static void
 test_daemon_allow_reuse_port(void **state)
@@ -1073,6 +1107,7 @@ main(void)
         cmocka_unit_test(test_daemon_shutdown_timeout),
         cmocka_unit_test(test_daemon_block_on_close_and_daemon_threads),
         cmocka_unit_test(test_daemon_allow_reuse_port),
+        cmocka_unit_test(test_daemon_request_queue_size),
         cmocka_unit_test(test_daemon_forking_max_children),
         cmocka_unit_test(test_daemon_workers),
         cmocka_unit_test(test_daemon_halfclose_64k),

@@ -14,6 +14,9 @@ CFLAGS  += -std=c11 -D_GNU_SOURCE -pthread -fPIC \
            -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes -MMD -MP \
            -fvisibility=hidden -Icore
 LDFLAGS ?=
+# bind every symbol at load (full RELRO): no lazy lookups in each forked
+# child, and the GOT read-only
+LDFLAGS += -Wl,-z,relro,-z,now
 PKG_CONFIG ?= pkg-config
 VERSION := $(shell sed -n 's/^\#define SOCKSERV_VERSION "\(.*\)"/\1/p' core/sockserv.h)
 INIH_CFLAGS := $(shell $(PKG_CONFIG) --cflags inih 2>/dev/null)

@@ -541,8 +541,11 @@ test_conf_load_permission_denied(void **state)
     FILE *err;
 
     (void)state;
-    if (geteuid() == 0)
-        skip();                 /* root reads mode 000 files */
+    if (geteuid() == 0) {
+        fprintf(stderr, "skipped: root reads mode 000 files, so an "
+                "unreadable file cannot be made here\n");
+        skip();
+    }
     snprintf(path, sizeof path, "%s/secret.ini", tmpdir);
     write_file(path, "[s]\n");
     assert_int_equal(chmod(path, 0), 0);

@@ -277,8 +277,9 @@ per_source_needed(const struct ss_server *srv)
  * refused clients must not become a flood of log lines); the next line
  * says how many were not logged.
  */
-static void
-log_refusal(struct ss_server *srv, const char *peer, const char *why)
+void
+ss_access_log_refusal(struct ss_server *srv, const char *peer,
+                      const char *why)
 {
     double now = ss_now();
     unsigned long quiet = 0;
@@ -320,7 +321,7 @@ ss_access_admit(struct ss_server *srv, struct ss_request *req)
         return true;            /* nothing to check or count */
     k = key_of((struct sockaddr *)&req->addr, req->addrlen);
     if (k.family != 0 && !acl_permits(srv, &k, &why)) {
-        log_refusal(srv, ss_request_peer(req), why);
+        ss_access_log_refusal(srv, ss_request_peer(req), why);
         return false;
     }
     pthread_mutex_lock(&srv->lock);
@@ -366,7 +367,7 @@ ss_access_admit(struct ss_server *srv, struct ss_request *req)
     return true;
 out_refuse:
     pthread_mutex_unlock(&srv->lock);
-    log_refusal(srv, ss_request_peer(req), why);
+    ss_access_log_refusal(srv, ss_request_peer(req), why);
     return false;
 }
 

@@ -206,6 +206,8 @@ bool ss_access_admit(struct ss_server *, struct ss_request *);
 void ss_access_release(struct ss_server *, const struct sockaddr *,
                        socklen_t);
 void ss_access_free(struct ss_server *);
+void ss_access_log_refusal(struct ss_server *, const char *peer,
+                           const char *why);
 
 /* mode_fork.c */
 void ss_fork_signal(struct ss_server *, int how);

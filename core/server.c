@@ -594,13 +594,33 @@ take_request(struct ss_server *srv)
     if (srv->verify != NULL &&
         !srv->verify(srv, (struct sockaddr *)&req->addr, req->addrlen,
                      srv->verify_arg)) {
-        ss_log(SS_LOG_INFO, "%s: %s: refused by verify_request", srv->name,
-               ss_request_peer(req));
+        ss_access_log_refusal(srv, ss_request_peer(req), "verify_request");
         ss_request_end(req);
         return 1;
     }
     srv->set.mode->process(srv, req);
     return 1;
+}
+
+/*
+ * One turn of the serve loop: waits for a free slot, takes a request if
+ * one is ready, else waits at most wait_ms (-1: no limit) for one, or
+ * pauses after an accept error.  Returns 1 when a request was taken, 0
+ * when none was, -1 once shutdown was asked.
+ */
+static int
+serve_step(struct ss_server *srv, int wait_ms)
+{
+    int rc;
+
+    if (!wait_slot(srv))
+        return -1;
+    rc = take_request(srv);
+    if (rc == 0)
+        (void)wait_ready(srv, wait_ms, true);
+    else if (rc < 0)
+        (void)wait_ready(srv, SS_EMFILE_BACKOFF_MS, false);
+    return rc > 0 ? 1 : 0;
 }
 
 int
@@ -610,19 +630,9 @@ ss_server_serve_forever(struct ss_server *srv)
 
     if (!srv->bound && ss_server_bind(srv) < 0)
         return -1;
-    while (!atomic_load(&srv->stop)) {
-        int rc;
-
-        if (!wait_slot(srv))
-            break;
-        rc = take_request(srv);
-        if (rc == 0)
-            (void)wait_ready(srv, idle_ms, true);
-        else if (rc < 0)
-            (void)wait_ready(srv, SS_EMFILE_BACKOFF_MS, false);
+    while (serve_step(srv, idle_ms) >= 0)
         if (srv->service != NULL)
             srv->service(srv, srv->service_arg);
-    }
     return 0;
 }
 
@@ -630,24 +640,15 @@ int
 ss_server_handle_request(struct ss_server *srv, double timeout)
 {
     double deadline = ss_now() + timeout;
+    int rc;
 
     if (!srv->bound && ss_server_bind(srv) < 0)
         return -1;
-    while (!atomic_load(&srv->stop)) {
-        int rc;
-
-        if (!wait_slot(srv))
-            break;
-        rc = take_request(srv);
+    do {
+        rc = serve_step(srv, timeout >= 0 ? ss_ms_until(deadline) : -1);
         if (rc > 0)
             return 0;
-        if (timeout >= 0 && ss_now() >= deadline)
-            break;
-        if (wait_ready(srv, rc < 0 ? SS_EMFILE_BACKOFF_MS
-                       : timeout >= 0 ? ss_ms_until(deadline) : -1,
-                       rc == 0) == 0 && timeout >= 0 && ss_now() >= deadline)
-            break;
-    }
+    } while (rc == 0 && (timeout < 0 || ss_now() < deadline));
     errno = ETIMEDOUT;
     return -1;
 }

@@ -549,19 +549,24 @@ parse_addr(const char *addr, struct sockaddr_storage *ss, socklen_t *len)
     return 0;
 }
 
-int
-ssd_connect(const char *addr)
+/* A socket of type connect()ed to addr; a Unix datagram one is first
+ * bound to an abstract name of its own so that replies can come back. */
+static int
+connected(const char *addr, int type)
 {
     struct sockaddr_storage ss;
     socklen_t len;
+    sa_family_t fam = AF_UNIX;
     int fd;
 
     if (addr == NULL || parse_addr(addr, &ss, &len) < 0)
         return -1;
-    fd = socket(ss.ss_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    fd = socket(ss.ss_family, type | SOCK_CLOEXEC, 0);
     if (fd < 0)
         return -1;
-    if (connect(fd, (struct sockaddr *)&ss, len) < 0) {
+    if ((type == SOCK_DGRAM && ss.ss_family == AF_UNIX &&
+         bind(fd, (struct sockaddr *)&fam, sizeof fam) < 0) ||
+        connect(fd, (struct sockaddr *)&ss, len) < 0) {
         close(fd);
         return -1;
     }
@@ -569,31 +574,15 @@ ssd_connect(const char *addr)
 }
 
 int
+ssd_connect(const char *addr)
+{
+    return connected(addr, SOCK_STREAM);
+}
+
+int
 ssd_dgram(const char *addr)
 {
-    struct sockaddr_storage ss;
-    socklen_t len;
-    int fd;
-
-    if (addr == NULL || parse_addr(addr, &ss, &len) < 0)
-        return -1;
-    fd = socket(ss.ss_family, SOCK_DGRAM | SOCK_CLOEXEC, 0);
-    if (fd < 0)
-        return -1;
-    if (ss.ss_family == AF_UNIX) {
-        /* autobind an abstract name so that replies can come back */
-        sa_family_t fam = AF_UNIX;
-
-        if (bind(fd, (struct sockaddr *)&fam, sizeof fam) < 0) {
-            close(fd);
-            return -1;
-        }
-    }
-    if (connect(fd, (struct sockaddr *)&ss, len) < 0) {
-        close(fd);
-        return -1;
-    }
-    return fd;
+    return connected(addr, SOCK_DGRAM);
 }
 
 int

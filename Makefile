@@ -21,6 +21,10 @@ PKG_CONFIG ?= pkg-config
 VERSION := $(shell sed -n 's/^\#define SOCKSERV_VERSION "\(.*\)"/\1/p' core/sockserv.h)
 INIH_CFLAGS := $(shell $(PKG_CONFIG) --cflags inih 2>/dev/null)
 INIH_LIBS   := $(shell $(PKG_CONFIG) --libs inih 2>/dev/null || echo -linih)
+# the daemon links inih's archive when there is one: a shared library is
+# five more mappings that every forked child copies and tears down
+INIH_STATIC := $(wildcard $(shell $(PKG_CONFIG) --variable=libdir inih 2>/dev/null)/libinih.a)
+DAEMON_INIH := $(if $(INIH_STATIC),-l:libinih.a,$(INIH_LIBS))
 CMOCKA_CFLAGS := $(shell $(PKG_CONFIG) --cflags cmocka 2>/dev/null)
 CMOCKA_LIBS   := $(shell $(PKG_CONFIG) --libs cmocka 2>/dev/null || echo -lcmocka)
 
@@ -53,7 +57,7 @@ $(B)/core/main.o: CFLAGS += -DSS_HANDLER_DIR='"$(HDIR)"'
 $(B)/sockserv: $(B)/core/main.o $(DAEMON_OBJ) $(B)/libsockserv.so
 	$(CC) $(CFLAGS) -o $@ $(B)/core/main.o $(DAEMON_OBJ) $(LDFLAGS) \
 	    -L$(B) -lsockserv -Wl,-rpath,'$$ORIGIN:$$ORIGIN/../lib' \
-	    -Wl,--export-dynamic $(INIH_LIBS) -ldl
+	    -Wl,--export-dynamic $(DAEMON_INIH) -ldl
 
 $(B)/handlers/%.so: handlers/%.c core/sockserv.h
 	@mkdir -p $(@D)
@@ -70,7 +74,8 @@ $(B)/tests/%.o: tests/%.c
 # libsockserv.so as an embedding program would.
 TEST_LDLIBS = $(INIH_LIBS) $(CMOCKA_LIBS) -ldl -lm
 WRAP_test_request = -Wl,--wrap=send
-WRAP_test_modes = -Wl,--wrap=pthread_create -Wl,--wrap=fork
+WRAP_test_modes = -Wl,--wrap=pthread_create -Wl,--wrap=fork \
+                  -Wl,--wrap=pidfd_open
 $(B)/tests/test_embed: $(B)/tests/test_embed.o $(TEST_SUPPORT) $(B)/libsockserv.so
 	$(CC) $(CFLAGS) -o $@ $< $(TEST_SUPPORT) $(LDFLAGS) -L$(B) -lsockserv \
 	    -Wl,-rpath,'$(abspath $(B))' $(TEST_LDLIBS)

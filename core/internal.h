@@ -190,6 +190,8 @@ struct ss_server {
     bool flusher_started;
     pthread_t flusher;
     struct ss_request *flush_gc; /* ended while armed, under flush_lock */
+
+    struct ss_children *children; /* forking: the children, mode_fork.c */
 };
 
 /* settings.c */
@@ -211,6 +213,9 @@ void ss_access_log_refusal(struct ss_server *, const char *peer,
 
 /* mode_fork.c */
 void ss_fork_signal(struct ss_server *, int how);
+void ss_fork_collect(struct ss_server *);
+int ss_fork_watch_fd(struct ss_server *, int *max_wait_ms);
+void ss_fork_free(struct ss_server *);
 
 /* addr.c */
 int ss_addr_resolve(const char *host, int port, int socktype,
@@ -245,10 +250,11 @@ int ss_cond_wait_until(pthread_cond_t *, pthread_mutex_t *, double deadline);
 struct ss_request *ss_request_new(struct ss_server *, int fd,
                                   const struct sockaddr *, socklen_t);
 void ss_request_run(struct ss_request *);
+void ss_request_handle(struct ss_request *);
 void ss_request_end(struct ss_request *);
 void ss_request_flush_stop(struct ss_server *);
 int ss_stream_write_owned(struct ss_request *, const void *, size_t);
-int ss_stream_flush(struct ss_request *, double deadline);
+int ss_stream_flush(struct ss_request *, double wait);
 int ss_dgram_own_packet(struct ss_request *);
 
 /* the transports and modes */

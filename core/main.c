@@ -379,6 +379,104 @@ reap_workers(double grace)
 }
 
 /*
+ * One forking server (the daemon's only one, or a worker's) is served from
+ * the main thread, so the process that forks per request has no other
+ * thread: a threaded process forks markedly slower (glibc's fork takes and
+ * resets every lock and malloc arena, the kernel write-protects every
+ * thread's stack; two idle threads cost the plain C forking server about
+ * a quarter of its connect rate here).  Signals then come through
+ * handlers that do only async-signal-safe things: the first SIGINT or
+ * SIGTERM stops the loop, a second exits at once, SIGHUP reopens the log.
+ * The lines they log are made beforehand.
+ */
+static struct ss_server *solo;
+static volatile sig_atomic_t solo_sig;
+static char msg_second_int[64], msg_second_term[64], msg_hup_ok[PATH_MAX + 64],
+            msg_hup_fail[PATH_MAX + 64];
+
+/* One line, a then b, in one write (async-signal-safe). */
+static void
+sig_log(enum ss_log_level level, const char *a, const char *b)
+{
+    char line[PATH_MAX + 256];
+    size_t n = 0;
+
+    if (!ss_log_enabled(level))
+        return;
+    for (const char *p = a; p != NULL; p = p == a ? b : NULL) {
+        size_t k = strlen(p);
+
+        if (k > sizeof line - 1 - n)
+            k = sizeof line - 1 - n;
+        memcpy(line + n, p, k);
+        n += k;
+    }
+    line[n++] = '\n';
+    (void)write(STDERR_FILENO, line, n);
+}
+
+static void
+on_solo_signal(int sig)
+{
+    int saved = errno;
+
+    if (sig == SIGHUP) {
+        if (log_path == NULL)
+            sig_log(SS_LOG_INFO, "sockserv: SIGHUP: logging to stderr, "
+                    "nothing to reopen\n", NULL);
+        else if (ss_log_open(log_path) < 0)
+            sig_log(SS_LOG_ERROR, msg_hup_fail, strerrordesc_np(errno));
+        else
+            sig_log(SS_LOG_INFO, msg_hup_ok, NULL);
+    } else if (solo_sig != 0) {
+        sig_log(SS_LOG_WARNING, sig == SIGINT ? msg_second_int
+                                              : msg_second_term, NULL);
+        _exit(1);
+    } else {
+        solo_sig = sig;
+        ss_server_shutdown_signal(solo);
+    }
+    errno = saved;
+}
+
+static void
+serve_solo(struct instance *in)
+{
+    static const int sigs[] = { SIGINT, SIGTERM, SIGHUP };
+    struct sigaction sa = { .sa_handler = on_solo_signal,
+                            .sa_flags = SA_RESTART };
+    sigset_t unblock;
+
+    snprintf(msg_second_int, sizeof msg_second_int,
+             "warning: sockserv: second SIGINT, exiting now\n");
+    snprintf(msg_second_term, sizeof msg_second_term,
+             "warning: sockserv: second SIGTERM, exiting now\n");
+    snprintf(msg_hup_ok, sizeof msg_hup_ok, "sockserv: SIGHUP: reopened %s\n",
+             log_path ? log_path : "");
+    snprintf(msg_hup_fail, sizeof msg_hup_fail,
+             "error: sockserv: SIGHUP: cannot reopen %s: ",
+             log_path ? log_path : "");
+    solo = in->srv;
+    sigemptyset(&sa.sa_mask);
+    sigemptyset(&unblock);
+    for (size_t i = 0; i < sizeof sigs / sizeof sigs[0]; i++) {
+        sigaddset(&sa.sa_mask, sigs[i]);        /* one handler at a time */
+        sigaddset(&unblock, sigs[i]);
+    }
+    for (size_t i = 0; i < sizeof sigs / sizeof sigs[0]; i++)
+        sigaction(sigs[i], &sa, NULL);
+    pthread_sigmask(SIG_UNBLOCK, &unblock, NULL);
+
+    ss_server_serve_forever(in->srv);
+    if (solo_sig != 0)
+        ss_log(SS_LOG_INFO, "sockserv: %s, shutting down",
+               solo_sig == SIGINT ? "SIGINT" : "SIGTERM");
+    for (size_t i = 0; i < nworker_pids; i++)
+        kill(worker_pids[i], SIGTERM);
+    ss_server_close(in->srv);
+}
+
+/*
  * Waits for signals until every server has stopped.  The first SIGINT or
  * SIGTERM asks each to shut down; past the longest grace period the
  * remaining connections are cut; a second signal exits at once.
@@ -622,6 +720,10 @@ main(int argc, char **argv)
     if (mine != NULL) {         /* a worker: this one server only */
         run = mine;
         nrun = 1;
+    }
+    if (nrun == 1 && strcmp(ss_server_mode(run[0].srv), "forking") == 0) {
+        serve_solo(&run[0]);
+        nrun = 0;               /* nothing to join */
     }
     for (size_t i = 0; i < nrun; i++) {
         if (pthread_create(&run[i].thread, NULL, serve_main, &run[i]) != 0) {

@@ -1,217 +1,372 @@
-/* mode_fork.c: a process per request (ForkingMixIn).  One reaper thread
- * waits for every child as it exits, so none is left a zombie and a
- * server at max_children resumes as soon as one ends.  The parent keeps
- * each child's connection open (not used) so that shutdown can ask the
- * child to finish the way a thread is asked: its reading side shut. */
+/* mode_fork.c: a process per request (ForkingMixIn).
+ *
+ * The parent closes its copy of the connection as soon as the child is
+ * forked (as Python does), so the child alone decides when it ends.  Each
+ * child is watched through a pidfd in the server's epoll set; the serve
+ * loop polls that set with its socket and reaps children as they exit
+ * (collect_children), so none is left a zombie and a server at
+ * max_children resumes as soon as one ends.  There is no reaper thread:
+ * a process forks fastest when it has no other threads (glibc's fork of a
+ * threaded process takes and resets every lock and arena, and the kernel
+ * write-protects every thread's stack), and only the server's own
+ * children are ever reaped, never a child of the program that embeds it.
+ *
+ * Shutdown asks a child to finish the way a thread is asked: SIGTERM, on
+ * which a stream child shuts the reading side of its connection (the
+ * handler reads what the client sent, then the end); a datagram child
+ * ends.  Past the grace period children get SIGKILL.
+ */
 #include <errno.h>
+#include <poll.h>
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/epoll.h>
+#include <sys/pidfd.h>
+#include <sys/single_threaded.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
 #include "internal.h"
 
-struct child {
+/* How often children without a pidfd (pidfd_open failed) are looked at. */
+#define UNWATCHED_POLL_MS 100
+
+struct ss_child {
     pid_t pid;
-    int fd;                     /* the parent's copy of the connection */
-    struct ss_server *srv;
+    int pidfd;                  /* -1: not watched, looked at by polling */
     bool admitted;              /* counted by ss_access_admit */
     struct sockaddr_storage addr;
     socklen_t addrlen;
 };
 
-static pthread_mutex_t reg_lock = PTHREAD_MUTEX_INITIALIZER;
-static pthread_cond_t reg_cond = PTHREAD_COND_INITIALIZER;
-static struct child *reg;
-static size_t nreg, capreg;
-static bool reaper_started;
+struct ss_children {
+    struct ss_child *v;         /* under srv->lock */
+    size_t n, cap;
+    size_t unwatched;           /* entries with pidfd -1 */
+    int ep;                     /* epoll set of the pidfds */
+};
 
-/* Forgets a child: off the registry, its connection closed, its slot and
- * admission released.  Called with reg_lock held. */
+static struct ss_children *
+children(struct ss_server *srv)
+{
+    struct ss_children *c = srv->children;
+
+    if (c != NULL)
+        return c;
+    c = calloc(1, sizeof *c);
+    if (c == NULL)
+        return NULL;
+    c->ep = epoll_create1(EPOLL_CLOEXEC);
+    if (c->ep < 0) {
+        free(c);
+        return NULL;
+    }
+    srv->children = c;
+    return c;
+}
+
+/* A child reaped, to be accounted for once srv->lock is released. */
+struct ended {
+    struct ss_child k;
+    int status;
+};
+
+/* Reaps child i if it has ended: off the list, its slot freed, the rest
+ * kept in *e.  With srv->lock held, so that no signal can reach a pid
+ * reaped meanwhile. */
+static bool
+reap_locked(struct ss_server *srv, struct ss_children *c, size_t i,
+            struct ended *e)
+{
+    pid_t r;
+
+    e->status = 0;
+    do
+        r = waitpid(c->v[i].pid, &e->status, WNOHANG);
+    while (r < 0 && errno == EINTR);
+    if (r == 0)
+        return false;                   /* r < 0: reaped by someone else */
+    e->k = c->v[i];
+    c->v[i] = c->v[--c->n];
+    if (e->k.pidfd >= 0)
+        close(e->k.pidfd);              /* leaves the epoll set too */
+    else
+        c->unwatched--;
+    srv->active--;
+    return true;
+}
+
+/* The rest of a reaping, without srv->lock (access has its own lock). */
 static void
-forget(size_t i)
+account(struct ss_server *srv, struct ended *e, size_t n)
 {
-    struct child c = reg[i];
-
-    reg[i] = reg[--nreg];
-    if (c.fd >= 0) {
-        ss_fd_untrack(c.fd);
-        close(c.fd);
+    for (size_t i = 0; i < n; i++) {
+        if (WIFSIGNALED(e[i].status) && WTERMSIG(e[i].status) != SIGTERM &&
+            WTERMSIG(e[i].status) != SIGKILL)
+            ss_log(SS_LOG_WARNING, "%s: child %d killed by signal %d",
+                   srv->name, (int)e[i].k.pid, WTERMSIG(e[i].status));
+        if (e[i].k.admitted)
+            ss_access_release(srv, (struct sockaddr *)&e[i].k.addr,
+                              e[i].k.addrlen);
     }
-    if (c.admitted)
-        ss_access_release(c.srv, (struct sockaddr *)&c.addr, c.addrlen);
-    ss_server_slot_release(c.srv, 1);
+    if (n > 0) {
+        pthread_mutex_lock(&srv->lock);
+        pthread_cond_broadcast(&srv->cond);
+        pthread_mutex_unlock(&srv->lock);
+    }
 }
 
-static void *
-reaper_main(void *arg)
+/*
+ * collect_children: reaps every child of srv that has ended, without
+ * waiting.  Called by the serve loop before it takes a request and by
+ * close while it waits.
+ */
+void
+ss_fork_collect(struct ss_server *srv)
 {
-    (void)arg;
-    for (;;) {
-        int status;
-        pid_t pid;
+    struct ss_children *c = srv->children;
+    struct epoll_event ev[64];
+    struct ended done[64];
+    int n;
 
-        pthread_mutex_lock(&reg_lock);
-        while (nreg == 0)
-            pthread_cond_wait(&reg_cond, &reg_lock);
-        pthread_mutex_unlock(&reg_lock);
+    if (c == NULL)
+        return;
+    do {
+        size_t nd = 0;
 
-        pid = waitpid(-1, &status, 0);
-        pthread_mutex_lock(&reg_lock);
-        if (pid < 0 && errno == ECHILD) {
-            while (nreg > 0)    /* reaped by someone else */
-                forget(0);
-        }
-        for (size_t i = 0; pid > 0 && i < nreg; i++) {
-            if (reg[i].pid != pid)
-                continue;
-            if (WIFSIGNALED(status) && WTERMSIG(status) != SIGTERM &&
-                WTERMSIG(status) != SIGKILL)
-                ss_log(SS_LOG_WARNING, "%s: child %d killed by signal %d",
-                       reg[i].srv->name, (int)pid, WTERMSIG(status));
-            forget(i);
-            break;
-        }
-        pthread_mutex_unlock(&reg_lock);
-    }
-    return NULL;
+        n = epoll_wait(c->ep, ev, 64, 0);
+        pthread_mutex_lock(&srv->lock);
+        for (int x = 0; x < n; x++)
+            for (size_t i = 0; i < c->n; i++)
+                if (c->v[i].pid == (pid_t)ev[x].data.u64) {
+                    nd += reap_locked(srv, c, i, &done[nd]);
+                    break;
+                }
+        for (size_t i = c->n; c->unwatched > 0 && i-- > 0 && nd < 64;)
+            if (c->v[i].pidfd < 0)
+                nd += reap_locked(srv, c, i, &done[nd]);
+        pthread_mutex_unlock(&srv->lock);
+        account(srv, done, nd);
+    } while (n == 64);
 }
 
-static int
-start_reaper(void)
+/* The fd a waiting serve loop polls to learn that a child ended (-1:
+ * none yet), and how long it may wait before it must look anyway. */
+int
+ss_fork_watch_fd(struct ss_server *srv, int *max_wait_ms)
 {
-    pthread_attr_t attr;
-    pthread_t tid;
-    int rc;
+    struct ss_children *c = srv->children;
 
-    if (reaper_started)
-        return 0;
-    pthread_attr_init(&attr);
-    pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
-    pthread_attr_setstacksize(&attr, 64 * 1024);
-    rc = pthread_create(&tid, &attr, reaper_main, NULL);
-    pthread_attr_destroy(&attr);
-    if (rc != 0) {
-        errno = rc;
+    if (c == NULL || c->n == 0) {       /* only this thread adds some */
+        *max_wait_ms = -1;
         return -1;
     }
-    reaper_started = true;
-    return 0;
+    *max_wait_ms = c->unwatched > 0 ? UNWATCHED_POLL_MS : -1;
+    return c->ep;
 }
 
 static int
-reserve(void)
+reserve(struct ss_children *c)
 {
-    if (nreg == capreg) {
-        size_t cap = capreg ? capreg * 2 : 64;
-        struct child *r = realloc(reg, cap * sizeof *r);
+    if (c->n == c->cap) {
+        size_t cap = c->cap ? c->cap * 2 : 64;
+        struct ss_child *v = realloc(c->v, cap * sizeof *v);
 
-        if (r == NULL)
+        if (v == NULL)
             return -1;
-        reg = r;
-        capreg = cap;
+        c->v = v;
+        c->cap = cap;
     }
     return 0;
 }
 
-/* In the child: default signals, fresh locks (only this thread is left),
- * then the request. */
+/* The child's SIGTERM, for a stream request: end the reading side. */
+static volatile sig_atomic_t child_conn = -1;
+
 static void
-run_child(struct ss_server *srv, struct ss_request *req)
+on_child_term(int sig)
 {
-    pthread_condattr_t ca;
+    int saved = errno;
+
+    (void)sig;
+    if (child_conn >= 0)
+        shutdown(child_conn, SHUT_RD);
+    errno = saved;
+}
+
+/*
+ * In the child: its own signals, then the request, then _exit (the
+ * kernel closes what is left).  Every page the child writes is a page
+ * copied, so it writes only what it must: locks are made afresh only if
+ * the parent had other threads (one may have held them), and fields are
+ * stored only when they change.
+ */
+static void
+run_child(struct ss_server *srv, struct ss_request *req, bool threaded)
+{
+    struct sigaction sa = { .sa_handler = SIG_DFL };
     sigset_t none;
 
-    sigemptyset(&none);
-    signal(SIGTERM, SIG_DFL);
-    signal(SIGINT, SIG_DFL);
-    signal(SIGHUP, SIG_DFL);
+    sigemptyset(&sa.sa_mask);
+    sigaction(SIGINT, &sa, NULL);
+    sigaction(SIGHUP, &sa, NULL);
+    if (req->fd >= 0) {
+        child_conn = req->fd;
+        sa.sa_handler = on_child_term;
+        sa.sa_flags = SA_RESTART;
+    }
+    sigaction(SIGTERM, &sa, NULL);
+    if (threaded) {
+        pthread_condattr_t ca;
+
+        pthread_mutex_init(&srv->lock, NULL);
+        pthread_condattr_init(&ca);
+        pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+        pthread_cond_init(&srv->cond, &ca);
+        pthread_mutex_init(&srv->flush_lock, NULL);
+        pthread_mutex_init(&req->lock, NULL);
+        pthread_cond_init(&req->drained, NULL);
+    }
+    if (srv->flusher_started)
+        srv->flusher_started = false;   /* threads stay in the parent */
+    if (srv->epfd >= 0)
+        srv->epfd = -1;                 /* the parent's flusher's */
+    if (req->admitted)
+        req->admitted = false;          /* the parent counts it */
+    sigemptyset(&none);                 /* the handler's code blocks none */
     pthread_sigmask(SIG_SETMASK, &none, NULL);
-    pthread_mutex_init(&srv->lock, NULL);
-    pthread_condattr_init(&ca);
-    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
-    pthread_cond_init(&srv->cond, &ca);
-    pthread_mutex_init(&srv->flush_lock, NULL);
-    pthread_mutex_init(&req->lock, NULL);
-    pthread_cond_init(&req->drained, NULL);
-    srv->running = NULL;
-    srv->flusher_started = false;       /* threads stay in the parent */
-    srv->epfd = -1;
-    req->admitted = false;              /* the parent counts it */
     /* it inherited every socket the daemon had open (other clients'
      * connections, every server's listening socket): holding them would
-     * keep those connections open after their own handlers close them */
+     * keep those connections open after their own handlers close them.
+     * The parent's pidfds and epoll set are left: they hold nothing. */
     ss_fd_close_tracked(req->fd, req->fd < 0 ? srv->fd : -1);
-    ss_request_run(req);
+    ss_request_handle(req);
     _exit(0);
 }
 
 static void
 fork_process(struct ss_server *srv, struct ss_request *req)
 {
+    struct ss_children *c = children(srv);
+    sigset_t all, old;
     pid_t pid = -1;
+    int err = ENOMEM;
 
-    pthread_mutex_lock(&reg_lock);
-    if (start_reaper() == 0 && reserve() == 0) {
+    if (c != NULL) {
+        pthread_mutex_lock(&srv->lock);
+        err = reserve(c) == 0 ? 0 : ENOMEM;
+        pthread_mutex_unlock(&srv->lock);
+    }
+    if (err == 0) {
+        /* no signal handler of the parent may run in the child before
+         * the child has set its own */
+        bool threaded = !__libc_single_threaded;
+
+        sigfillset(&all);
+        pthread_sigmask(SIG_BLOCK, &all, &old);
         pid = fork();
         if (pid == 0)
-            run_child(srv, req);
+            run_child(srv, req, threaded);
+        err = errno;
+        pthread_sigmask(SIG_SETMASK, &old, NULL);
     }
     if (pid > 0) {
-        struct child *c = &reg[nreg++];
+        struct ss_child *k;
+        int pidfd = pidfd_open(pid, 0);
+        struct epoll_event ev = { .events = EPOLLIN, .data.u64 = (uint64_t)pid };
 
-        c->pid = pid;
-        c->fd = req->fd;            /* kept: see the top of this file */
-        c->srv = srv;
-        c->admitted = req->admitted;
-        memcpy(&c->addr, &req->addr, sizeof c->addr);
-        c->addrlen = req->addrlen;
-        req->fd = -1;
-        req->admitted = false;
+        if (pidfd >= 0 && epoll_ctl(c->ep, EPOLL_CTL_ADD, pidfd, &ev) < 0) {
+            close(pidfd);
+            pidfd = -1;
+        }
         pthread_mutex_lock(&srv->lock);
+        k = &c->v[c->n++];
+        k->pid = pid;
+        k->pidfd = pidfd;
+        if (pidfd < 0)
+            c->unwatched++;     /* EMFILE: looked at every 100 ms */
+        k->admitted = req->admitted;
+        memcpy(&k->addr, &req->addr, sizeof k->addr);
+        k->addrlen = req->addrlen;
+        req->admitted = false;
         srv->active++;
         pthread_mutex_unlock(&srv->lock);
-        pthread_cond_signal(&reg_cond);
     }
-    pthread_mutex_unlock(&reg_lock);
     if (pid < 0)
         ss_log(SS_LOG_WARNING, "%s: %s: fork: %s; connection closed",
-               srv->name, ss_request_peer(req), strerror(errno));
-    ss_request_end(req);        /* the parent's request object */
+               srv->name, ss_request_peer(req), strerror(err));
+    ss_request_end(req);        /* the parent's copy: closed */
 }
 
 /*
- * Asks a server's children to end: how 0 shuts the reading side of their
- * connections (a datagram child is sent SIGTERM), how 1 kills them.
+ * Asks a server's children to end: how 0 sends SIGTERM (a stream child
+ * shuts its reading side, a datagram child ends), how 1 SIGKILL.
  */
 void
 ss_fork_signal(struct ss_server *srv, int how)
 {
-    pthread_mutex_lock(&reg_lock);
-    for (size_t i = 0; i < nreg; i++) {
-        if (reg[i].srv != srv)
-            continue;
-        if (how == 0 && reg[i].fd >= 0)
-            shutdown(reg[i].fd, SHUT_RD);
+    struct ss_children *c = srv->children;
+    int sig = how == 0 ? SIGTERM : SIGKILL;
+
+    if (c == NULL)
+        return;
+    pthread_mutex_lock(&srv->lock);
+    for (size_t i = 0; i < c->n; i++) {
+        if (c->v[i].pidfd >= 0)
+            (void)pidfd_send_signal(c->v[i].pidfd, sig, NULL, 0);
         else
-            kill(reg[i].pid, how == 0 ? SIGTERM : SIGKILL);
+            (void)kill(c->v[i].pid, sig);
     }
-    pthread_mutex_unlock(&reg_lock);
+    pthread_mutex_unlock(&srv->lock);
 }
 
+/* Waits (reaping) until no child is left, at most until the deadline. */
 static void
 fork_wait(struct ss_server *srv, double deadline)
 {
     if (!srv->set.block_on_close)
         return;
-    ss_server_wait_idle(srv, deadline);
+    for (;;) {
+        struct pollfd pfd = { .fd = -1, .events = POLLIN };
+        int cap, ms;
+        bool busy;
+
+        ss_fork_collect(srv);
+        pthread_mutex_lock(&srv->lock);
+        busy = srv->active > 0;
+        pthread_mutex_unlock(&srv->lock);
+        ms = ss_ms_until(deadline);
+        if (!busy || ms == 0)
+            return;
+        pfd.fd = ss_fork_watch_fd(srv, &cap);
+        if (cap >= 0 && cap < ms)
+            ms = cap;
+        (void)poll(&pfd, 1, ms);
+    }
 }
 
 static void
 fork_stop(struct ss_server *srv)
 {
     (void)srv;
+}
+
+/* Frees what the server kept of its children (close has waited). */
+void
+ss_fork_free(struct ss_server *srv)
+{
+    struct ss_children *c = srv->children;
+
+    if (c == NULL)
+        return;
+    for (size_t i = 0; i < c->n; i++)
+        if (c->v[i].pidfd >= 0)
+            close(c->v[i].pidfd);
+    close(c->ep);
+    free(c->v);
+    free(c);
+    srv->children = NULL;
 }
 
 const struct ss_mode ss_mode_fork = {

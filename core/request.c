@@ -583,14 +583,19 @@ ss_stream_write_owned(struct ss_request *req, const void *buf, size_t len)
  * waiting at most until the deadline.  Returns 0, or -1 if some was lost.
  */
 int
-ss_stream_flush(struct ss_request *req, double deadline)
+ss_stream_flush(struct ss_request *req, double wait)
 {
+    double deadline = -1;       /* the clock is read only if it must wait */
     int rc = 0;
 
     pthread_mutex_lock(&req->lock);
     while (req->queued > 0 && !req->dead && !req->closed) {
         struct pollfd pfd = { .fd = req->fd, .events = POLLOUT };
-        int ms = ss_ms_until(deadline);
+        int ms;
+
+        if (deadline < 0)
+            deadline = ss_now() + wait;
+        ms = ss_ms_until(deadline);
 
         rc = drain_locked(req);
         if (rc <= 0)
@@ -644,18 +649,16 @@ default_handle_error(struct ss_server *srv, struct ss_request *req)
 }
 
 /*
- * setup -> handle -> finish, as BaseRequestHandler; then the reply or the
- * flush, and the request ends.  Consumes the caller's reference.
+ * setup -> handle -> finish, as BaseRequestHandler, then the reply or the
+ * flush.  The request stays the caller's.
  */
 void
-ss_request_run(struct ss_request *req)
+ss_request_handle(struct ss_request *req)
 {
     struct ss_server *srv = req->srv;
     const struct ss_handler *h = srv->handler;
     int rc = 0;
 
-    if (req->fd >= 0)
-        ss_server_track(srv, req);     /* shutdown_now reaches it */
     errno = 0;
     if (h->setup != NULL)
         rc = h->setup(req);
@@ -675,6 +678,18 @@ ss_request_run(struct ss_request *req)
             default_handle_error(srv, req);
     }
     srv->set.transport->finish(req);
+}
+
+/* The request in this process, reachable by shutdown_now while it runs;
+ * then it ends.  Consumes the caller's reference. */
+void
+ss_request_run(struct ss_request *req)
+{
+    struct ss_server *srv = req->srv;
+
+    if (req->fd >= 0)
+        ss_server_track(srv, req);     /* shutdown_now reaches it */
+    ss_request_handle(req);
     if (req->fd >= 0)
         ss_server_untrack(srv, req);
     ss_request_end(req);

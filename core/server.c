@@ -15,6 +15,7 @@
 #include "internal.h"
 
 #define SS_EMFILE_BACKOFF_MS 100
+#define SS_REAP_LAZY_MS 20      /* forking: idle this long, then reap */
 
 struct ss_server *
 ss_server_new(const char *name, const struct ss_handler *h)
@@ -471,6 +472,25 @@ wait_slot(struct ss_server *srv)
 
     if (limit == 0)
         return !atomic_load(&srv->stop);
+    if (srv->set.mode == &ss_mode_fork) {
+        /* this loop reaps its own children: it polls for their ends */
+        for (;;) {
+            struct pollfd pfd[2] = {
+                { .fd = srv->wake[0], .events = POLLIN },
+                { .fd = -1, .events = POLLIN },
+            };
+            int cap;
+
+            ss_fork_collect(srv);
+            pthread_mutex_lock(&srv->lock);
+            ok = srv->active < limit;
+            pthread_mutex_unlock(&srv->lock);
+            if (ok || atomic_load(&srv->stop))
+                return !atomic_load(&srv->stop);
+            pfd[1].fd = ss_fork_watch_fd(srv, &cap);
+            (void)poll(pfd, 2, cap);
+        }
+    }
     pthread_mutex_lock(&srv->lock);
     while (srv->active >= limit && !atomic_load(&srv->stop))
         pthread_cond_wait(&srv->cond, &srv->lock);
@@ -541,22 +561,48 @@ ss_server_kill_all(struct ss_server *srv)
 
 /* ---- serving ------------------------------------------------------------ */
 
+static int
+poll_eintr(struct pollfd *pfd, nfds_t n, int timeout_ms)
+{
+    int rc;
+
+    do
+        rc = poll(pfd, n, timeout_ms);
+    while (rc < 0 && errno == EINTR);
+    return rc;
+}
+
 /*
  * Waits for the socket or the shutdown pipe, at most timeout_ms (-1: no
  * limit).  Returns 1 when the socket is ready, 0 on timeout or shutdown.
+ * A forking server also wakes for the end of a child, but only once it
+ * has been idle for SS_REAP_LAZY_MS: while requests keep coming, the next
+ * turn's collect reaps the children that ended, and a wakeup per child
+ * would cost about a tenth of the connect rate.
  */
 static int
 wait_ready(struct ss_server *srv, int timeout_ms, bool watch_socket)
 {
-    struct pollfd pfd[2] = {
+    struct pollfd pfd[3] = {
         { .fd = srv->wake[0], .events = POLLIN },
         { .fd = watch_socket ? srv->fd : -1, .events = POLLIN },
+        { .fd = -1, .events = POLLIN },     /* forking: a child ended */
     };
-    int rc;
+    int rc, cap = -1;
 
-    do
-        rc = poll(pfd, 2, timeout_ms);
-    while (rc < 0 && errno == EINTR);
+    if (srv->set.mode == &ss_mode_fork)
+        pfd[2].fd = ss_fork_watch_fd(srv, &cap);
+    if (pfd[2].fd >= 0 && (timeout_ms < 0 || timeout_ms > SS_REAP_LAZY_MS)) {
+        rc = poll_eintr(pfd, 2, SS_REAP_LAZY_MS);
+        if (rc != 0)
+            goto out;
+        if (timeout_ms > 0)
+            timeout_ms -= SS_REAP_LAZY_MS;
+    }
+    if (cap >= 0 && (timeout_ms < 0 || cap < timeout_ms))
+        timeout_ms = cap;
+    rc = poll_eintr(pfd, 3, timeout_ms);
+out:
     if (rc <= 0 || atomic_load(&srv->stop))
         return 0;
     return (pfd[1].revents & (POLLIN | POLLERR | POLLHUP)) ? 1 : 0;
@@ -653,12 +699,22 @@ ss_server_handle_request(struct ss_server *srv, double timeout)
     return -1;
 }
 
+/* A flag and a byte down a non-blocking pipe: async-signal-safe. */
 void
-ss_server_shutdown(struct ss_server *srv)
+ss_server_shutdown_signal(struct ss_server *srv)
 {
+    int saved = errno;
+
     atomic_store(&srv->stop, true);
     if (srv->wake[1] >= 0)
         (void)write(srv->wake[1], "x", 1);
+    errno = saved;
+}
+
+void
+ss_server_shutdown(struct ss_server *srv)
+{
+    ss_server_shutdown_signal(srv);
     pthread_mutex_lock(&srv->lock);
     pthread_cond_broadcast(&srv->cond);
     pthread_mutex_unlock(&srv->lock);
@@ -753,6 +809,7 @@ ss_server_free(struct ss_server *srv)
     ss_request_flush_stop(srv);
     if (srv->epfd >= 0)
         close(srv->epfd);
+    ss_fork_free(srv);
     free(srv->name);
     free(srv);
 }

@@ -229,6 +229,14 @@ int ss_server_handle_request(struct ss_server *, double timeout);
 /* Asks serve_forever to return; safe from any thread, does not wait. */
 void ss_server_shutdown(struct ss_server *);
 /*
+ * The same from a signal handler (async-signal-safe: a flag and a byte
+ * down the loop's wake pipe), for a program that serves from the thread
+ * that takes its signals.  A loop waiting for a free thread (threading at
+ * max_threads) sees it when a thread ends; use ss_server_shutdown from
+ * another thread there.
+ */
+void ss_server_shutdown_signal(struct ss_server *);
+/*
  * Stops serving and closes (Python's server_close): waits for running
  * requests as block_on_close says, at most shutdown_timeout seconds, then
  * shuts their connections down.  Runs the handler's fini.

@@ -124,7 +124,7 @@ stream_finish(struct ss_request *req)
     double wait = req->srv->set.timeout > 0 ? req->srv->set.timeout
                                             : req->srv->set.shutdown_timeout;
 
-    (void)ss_stream_flush(req, ss_now() + wait);    /* locks; cheap if empty */
+    (void)ss_stream_flush(req, wait);   /* locks; cheap if empty */
 }
 
 const struct ss_transport ss_stream_transport = {

@@ -199,10 +199,9 @@ ss_fd_close_tracked(int keep1, int keep2)
             int fd = w * 64 + __builtin_ctzl(bits);
 
             bits &= bits - 1;
-            if (fd != keep1 && fd != keep2) {
-                close(fd);
-                ss_fd_untrack(fd);
-            }
+            if (fd != keep1 && fd != keep2)
+                close(fd);      /* the bits are left: a child's page
+                                 * not written is a page not copied */
         }
     }
 }

@@ -617,26 +617,6 @@ test_chat_staller_disconnected(void **unused)
 
 /* ---- a 1 MiB line -------------------------------------------------------- */
 
-/* The daemon's peak resident memory, in KiB (VmHWM). */
-static long
-peak_kib(pid_t pid)
-{
-    char path[64], line[256];
-    long kib = -1;
-    FILE *f;
-
-    snprintf(path, sizeof path, "/proc/%d/status", (int)pid);
-    f = fopen(path, "r");
-    if (f == NULL)
-        return -1;
-    while (fgets(line, sizeof line, f) != NULL) {
-        if (sscanf(line, "VmHWM: %ld", &kib) == 1)
-            break;
-    }
-    fclose(f);
-    return kib;
-}
-
 static void
 test_chat_one_mib_line(void **unused)
 {
@@ -649,7 +629,7 @@ test_chat_one_mib_line(void **unused)
     start(ROOM_INI, 1);
     a = join("alice");
     b = join("bob");
-    before = peak_kib(t.d.pid);
+    before = ssd_proc_status(t.d.pid, "VmHWM");
     assert_true(before > 0);
     memset(big, 'A', sizeof big);
     assert_int_equal(ssd_send_all(a->fd, big, sizeof big), 0);
@@ -659,7 +639,7 @@ test_chat_one_mib_line(void **unused)
     assert_true(cl_wait_seen(b, "alice: after the long line\n", WAIT_MS, seen,
                              sizeof seen));
     assert_null(strstr(seen, "AAAA"));
-    after = peak_kib(t.d.pid);
+    after = ssd_proc_status(t.d.pid, "VmHWM");
     fprintf(stderr, "daemon peak RSS %ld KiB -> %ld KiB\n", before, after);
     assert_true(after - before < 512);
     assert_true(ssd_log_has(&t.d, "line of 1048576 bytes over max_line"));

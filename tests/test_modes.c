@@ -1,6 +1,7 @@
-/* test_modes.c: the threading and forking modes when pthread_create or
- * fork fail (scripted with -Wl,--wrap): the connection is closed and
- * logged, the server goes on; the thread pool reuses parked threads. */
+/* test_modes.c: the threading and forking modes when pthread_create,
+ * fork or pidfd_open fail (scripted with -Wl,--wrap): the connection is
+ * closed and logged, the server goes on; the thread pool reuses parked
+ * threads; a forking server reaps its own children and no others. */
 #include <errno.h>
 #include <pthread.h>
 #include <setjmp.h>
@@ -10,13 +11,16 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/pidfd.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
 #include <unistd.h>
 #include <cmocka.h>
 
 #include "internal.h"
 #include "support/daemon.h"
 
-static atomic_int fail_pthread_create, fail_fork, creates;
+static atomic_int fail_pthread_create, fail_fork, fail_pidfd_open, creates;
 
 int __real_pthread_create(pthread_t *, const pthread_attr_t *,
                           void *(*)(void *), void *);
@@ -24,6 +28,8 @@ int __wrap_pthread_create(pthread_t *, const pthread_attr_t *,
                           void *(*)(void *), void *);
 pid_t __real_fork(void);
 pid_t __wrap_fork(void);
+int __real_pidfd_open(pid_t, unsigned int);
+int __wrap_pidfd_open(pid_t, unsigned int);
 
 int
 __wrap_pthread_create(pthread_t *t, const pthread_attr_t *a,
@@ -43,6 +49,17 @@ __wrap_fork(void)
         return -1;
     }
     return __real_fork();
+}
+
+/* pidfd_open fails (EMFILE) while fail_pidfd_open is set. */
+int
+__wrap_pidfd_open(pid_t pid, unsigned int flags)
+{
+    if (atomic_load(&fail_pidfd_open)) {
+        errno = EMFILE;
+        return -1;
+    }
+    return __real_pidfd_open(pid, flags);
 }
 
 static int
@@ -98,16 +115,36 @@ captured_stderr_end(int saved, char *cookie)
     return out;
 }
 
+/* An echo server in mode (with key = value, if key), served by *tid. */
 static struct ss_server *
-start(const char *mode, pthread_t *tid)
+start_with(const char *mode, const char *key, const char *value,
+           pthread_t *tid)
 {
     struct ss_server *s = ss_server_new("m", &echo);
 
     assert_int_equal(ss_server_set(s, "mode", mode, 0), 0);
     assert_int_equal(ss_server_set(s, "port", "0", 0), 0);
+    if (key != NULL)
+        assert_int_equal(ss_server_set(s, key, value, 0), 0);
     assert_int_equal(ss_server_start(s), 0);
     assert_int_equal(pthread_create(tid, NULL, serve, s), 0);
     return s;
+}
+
+static struct ss_server *
+start(const char *mode, pthread_t *tid)
+{
+    return start_with(mode, NULL, NULL, tid);
+}
+
+/* shutdown, join, close (waits for what runs), free */
+static void
+stop(struct ss_server *s, pthread_t tid)
+{
+    ss_server_shutdown(s);
+    pthread_join(tid, NULL);
+    ss_server_close(s);
+    ss_server_free(s);
 }
 
 static void
@@ -119,6 +156,9 @@ roundtrip(const char *addr)
     assert_true(fd >= 0);
     assert_int_equal(ssd_send_str(fd, "k"), 0);
     assert_true(ssd_recv_until(fd, buf, sizeof buf, "k", 5000));
+    /* the end reaches the handler even though a forked child holds a
+     * copy of this socket too (client and server are one process) */
+    shutdown(fd, SHUT_WR);
     close(fd);
 }
 
@@ -141,10 +181,7 @@ test_thread_process_create_fails(void **state)
                             "temporarily unavailable; connection closed"));
     free(log);
     roundtrip(ss_server_address(s));    /* the server goes on */
-    ss_server_shutdown(s);
-    pthread_join(tid, NULL);
-    ss_server_close(s);
-    ss_server_free(s);
+    stop(s, tid);
 }
 
 static void
@@ -166,10 +203,62 @@ test_fork_process_fork_fails(void **state)
                             "connection closed"));
     free(log);
     roundtrip(ss_server_address(s));
-    ss_server_shutdown(s);
-    pthread_join(tid, NULL);
-    ss_server_close(s);
-    ss_server_free(s);
+    stop(s, tid);
+}
+
+/*
+ * Without a pidfd (pidfd_open failing with EMFILE) a child is still
+ * reaped, by looking at it every 100 ms: with max_children = 1 each
+ * request waits for the last child's end, and none is left after.
+ */
+static void
+test_fork_without_pidfd(void **state)
+{
+    pthread_t tid;
+    struct ss_server *s;
+
+    (void)state;
+    atomic_store(&fail_pidfd_open, 1);
+    s = start_with("forking", "max_children", "1", &tid);
+    for (int i = 0; i < 4; i++)
+        roundtrip(ss_server_address(s));
+    stop(s, tid);               /* close waits (reaping) for the last one */
+    atomic_store(&fail_pidfd_open, 0);
+    assert_int_equal(waitpid(-1, NULL, WNOHANG), -1);
+    assert_int_equal(errno, ECHILD);
+}
+
+/*
+ * A forking server reaps its own children only: a child the embedding
+ * program forked is left for the program to wait for, with its status.
+ */
+static void
+test_fork_leaves_other_children(void **state)
+{
+    pthread_t tid;
+    struct ss_server *s;
+    int p[2], st = 0;
+    pid_t own;
+    char c;
+
+    (void)state;
+    assert_int_equal(pipe(p), 0);
+    own = __real_fork();
+    assert_true(own >= 0);
+    if (own == 0) {             /* the program's own child: exits 7 */
+        close(p[1]);
+        _exit(read(p[0], &c, 1) == 0 ? 7 : 1);
+    }
+    close(p[0]);
+    s = start("forking", &tid);
+    roundtrip(ss_server_address(s));
+    close(p[1]);                /* its child ends now, a zombie */
+    for (int i = 0; i < 5; i++)
+        roundtrip(ss_server_address(s));
+    stop(s, tid);
+    assert_int_equal(waitpid(own, &st, 0), own);
+    assert_true(WIFEXITED(st));
+    assert_int_equal(WEXITSTATUS(st), 7);
 }
 
 /* Sequential requests reuse one parked thread: no pthread_create each. */
@@ -188,34 +277,24 @@ test_thread_pool_reuses_threads(void **state)
     /* a few more at most (a finishing thread can race the next accept;
      * each extra one parks too), not one per request */
     assert_true(atomic_load(&creates) - before <= 5);
-    ss_server_shutdown(s);
-    pthread_join(tid, NULL);
-    ss_server_close(s);
-    ss_server_free(s);
+    stop(s, tid);
 }
 
 /* max_spare_threads = 0: a thread per request, as Python. */
 static void
 test_thread_pool_disabled(void **state)
 {
-    struct ss_server *s = ss_server_new("m", &echo);
     pthread_t tid;
+    struct ss_server *s = start_with("threading", "max_spare_threads", "0",
+                                     &tid);
     int before;
 
     (void)state;
-    assert_int_equal(ss_server_set(s, "mode", "threading", 0), 0);
-    assert_int_equal(ss_server_set(s, "port", "0", 0), 0);
-    assert_int_equal(ss_server_set(s, "max_spare_threads", "0", 0), 0);
-    assert_int_equal(ss_server_start(s), 0);
-    assert_int_equal(pthread_create(&tid, NULL, serve, s), 0);
     before = atomic_load(&creates);
     for (int i = 0; i < 10; i++)
         roundtrip(ss_server_address(s));
     assert_int_equal(atomic_load(&creates) - before, 10);
-    ss_server_shutdown(s);
-    pthread_join(tid, NULL);
-    ss_server_close(s);
-    ss_server_free(s);
+    stop(s, tid);
 }
 
 int
@@ -224,6 +303,8 @@ main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_thread_process_create_fails),
         cmocka_unit_test(test_fork_process_fork_fails),
+        cmocka_unit_test(test_fork_without_pidfd),
+        cmocka_unit_test(test_fork_leaves_other_children),
         cmocka_unit_test(test_thread_pool_reuses_threads),
         cmocka_unit_test(test_thread_pool_disabled),
     };

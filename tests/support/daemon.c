@@ -694,3 +694,24 @@ ssd_closed_within(int fd, int timeout_ms)
             return true;        /* reset */
     }
 }
+
+long
+ssd_proc_status(pid_t pid, const char *field)
+{
+    char path[64], line[256];
+    size_t n = strlen(field);
+    long v = -1;
+    FILE *fp;
+
+    snprintf(path, sizeof path, "/proc/%d/status", (int)pid);
+    fp = fopen(path, "r");
+    if (fp == NULL)
+        return -1;
+    while (fgets(line, sizeof line, fp) != NULL)
+        if (strncmp(line, field, n) == 0 && line[n] == ':') {
+            v = atol(line + n + 1);
+            break;
+        }
+    fclose(fp);
+    return v;
+}

@@ -71,6 +71,9 @@ bool ssd_recv_until(int fd, char *buf, size_t size, const char *needle,
                     int timeout_ms);
 /* True if the peer closes (EOF or reset) within timeout_ms. */
 bool ssd_closed_within(int fd, int timeout_ms);
+/* The number after "field:" in /proc/PID/status ("VmRSS", "Threads",
+ * "Uid"...), -1 if there is none. */
+long ssd_proc_status(pid_t pid, const char *field);
 /* The daemon ssd_start and ssd_run run (NULL: build/sockserv). */
 extern const char *ssd_daemon;
 /* Path of a built file: ssd_path("handlers/echo.so"). Static buffer. */

@@ -215,6 +215,7 @@ void ss_access_log_refusal(struct ss_server *, const char *peer,
 void ss_fork_signal(struct ss_server *, int how);
 void ss_fork_collect(struct ss_server *);
 int ss_fork_watch_fd(struct ss_server *, int *max_wait_ms);
+size_t ss_fork_count(struct ss_server *);
 void ss_fork_free(struct ss_server *);
 
 /* addr.c */

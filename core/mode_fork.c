@@ -1,15 +1,22 @@
 /* mode_fork.c: a process per request (ForkingMixIn).
  *
  * The parent closes its copy of the connection as soon as the child is
- * forked (as Python does), so the child alone decides when it ends.  Each
- * child is watched through a pidfd in the server's epoll set; the serve
- * loop polls that set with its socket and reaps children as they exit
- * (collect_children), so none is left a zombie and a server at
- * max_children resumes as soon as one ends.  There is no reaper thread:
- * a process forks fastest when it has no other threads (glibc's fork of a
- * threaded process takes and resets every lock and arena, and the kernel
- * write-protects every thread's stack), and only the server's own
- * children are ever reaped, never a child of the program that embeds it.
+ * forked (as Python does), so the child alone decides when it ends.  The
+ * serve loop reaps its own children (collect_children) and never a child
+ * of the program that embeds it:
+ *
+ *  - while requests keep coming, each turn asks the kernel for an ended
+ *    child (waitid with WNOWAIT, so a child that is not ours is left
+ *    alone) and reaps it if it is one of ours: two cheap system calls a
+ *    child, and no wakeup;
+ *  - before the loop sleeps (idle, or at max_children) every child gets a
+ *    pidfd in the server's epoll set, so the loop wakes as one ends: none
+ *    is left a zombie, and a full server resumes at once.  If pidfd_open
+ *    fails (EMFILE), that child is looked at every 100 ms instead.
+ *
+ * There is no reaper thread: a process forks fastest when it has no other
+ * threads (glibc's fork of a threaded process takes and resets every lock
+ * and arena, and the kernel write-protects every thread's stack).
  *
  * Shutdown asks a child to finish the way a thread is asked: SIGTERM, on
  * which a stream child shuts the reading side of its connection (the
@@ -32,9 +39,17 @@
 /* How often children without a pidfd (pidfd_open failed) are looked at. */
 #define UNWATCHED_POLL_MS 100
 
+/* Children reaped per batch: small, as the frame is stack the parent
+ * writes after every fork (each page of it copied while a child lives). */
+#define COLLECT_BATCH 8
+
+/* ss_child.pidfd when there is none */
+#define NOT_YET (-1)            /* not needed so far */
+#define NO_PIDFD (-2)           /* pidfd_open failed: polled */
+
 struct ss_child {
     pid_t pid;
-    int pidfd;                  /* -1: not watched, looked at by polling */
+    int pidfd;                  /* >= 0, NOT_YET or NO_PIDFD */
     bool admitted;              /* counted by ss_access_admit */
     struct sockaddr_storage addr;
     socklen_t addrlen;
@@ -43,7 +58,8 @@ struct ss_child {
 struct ss_children {
     struct ss_child *v;         /* under srv->lock */
     size_t n, cap;
-    size_t unwatched;           /* entries with pidfd -1 */
+    size_t not_yet;             /* entries with NOT_YET */
+    size_t polled;              /* entries with NO_PIDFD */
     int ep;                     /* epoll set of the pidfds */
 };
 
@@ -91,10 +107,21 @@ reap_locked(struct ss_server *srv, struct ss_children *c, size_t i,
     c->v[i] = c->v[--c->n];
     if (e->k.pidfd >= 0)
         close(e->k.pidfd);              /* leaves the epoll set too */
+    else if (e->k.pidfd == NOT_YET)
+        c->not_yet--;
     else
-        c->unwatched--;
+        c->polled--;
     srv->active--;
     return true;
+}
+
+static ssize_t
+find(const struct ss_children *c, pid_t pid)
+{
+    for (size_t i = 0; i < c->n; i++)
+        if (c->v[i].pid == pid)
+            return (ssize_t)i;
+    return -1;
 }
 
 /* The rest of a reaping, without srv->lock (access has its own lock). */
@@ -126,43 +153,92 @@ void
 ss_fork_collect(struct ss_server *srv)
 {
     struct ss_children *c = srv->children;
-    struct epoll_event ev[64];
-    struct ended done[64];
+    struct epoll_event ev[COLLECT_BATCH];
+    struct ended done[COLLECT_BATCH];
+    size_t nd;
     int n;
 
-    if (c == NULL)
+    if (c == NULL || c->n == 0)
         return;
     do {
-        size_t nd = 0;
-
-        n = epoll_wait(c->ep, ev, 64, 0);
+        nd = 0;
+        n = 0;
+        if (c->n > c->not_yet + c->polled)      /* some have a pidfd */
+            n = epoll_wait(c->ep, ev, COLLECT_BATCH, 0);
         pthread_mutex_lock(&srv->lock);
-        for (int x = 0; x < n; x++)
-            for (size_t i = 0; i < c->n; i++)
-                if (c->v[i].pid == (pid_t)ev[x].data.u64) {
-                    nd += reap_locked(srv, c, i, &done[nd]);
-                    break;
-                }
-        for (size_t i = c->n; c->unwatched > 0 && i-- > 0 && nd < 64;)
-            if (c->v[i].pidfd < 0)
+        for (int x = 0; x < n; x++) {
+            ssize_t i = find(c, (pid_t)ev[x].data.u64);
+
+            if (i >= 0)
+                nd += reap_locked(srv, c, (size_t)i, &done[nd]);
+        }
+        /* an ended child, ours or not, is left in place by WNOWAIT; the
+         * first that is not ours stops the look (its parent's to reap) */
+        while (nd < COLLECT_BATCH) {
+            siginfo_t si;
+            ssize_t i;
+
+            si.si_pid = 0;
+            if (waitid(P_ALL, 0, &si, WEXITED | WNOHANG | WNOWAIT) < 0 ||
+                si.si_pid == 0 || (i = find(c, si.si_pid)) < 0 ||
+                !reap_locked(srv, c, (size_t)i, &done[nd]))
+                break;
+            nd++;
+        }
+        for (size_t i = c->n; c->polled > 0 && i-- > 0 && nd < COLLECT_BATCH;)
+            if (c->v[i].pidfd == NO_PIDFD)
                 nd += reap_locked(srv, c, i, &done[nd]);
         pthread_mutex_unlock(&srv->lock);
         account(srv, done, nd);
-    } while (n == 64);
+    } while (n == COLLECT_BATCH || nd == COLLECT_BATCH);
 }
 
-/* The fd a waiting serve loop polls to learn that a child ended (-1:
- * none yet), and how long it may wait before it must look anyway. */
+/* How many children run (or ended and are not reaped yet).  Only the
+ * serving thread adds or removes some. */
+size_t
+ss_fork_count(struct ss_server *srv)
+{
+    return srv->children != NULL ? srv->children->n : 0;
+}
+
+/*
+ * Before the loop sleeps: every child gets its pidfd, so that its end
+ * wakes the loop.  Returns the fd to poll (-1: no child), and in
+ * *max_wait_ms how long the loop may sleep before it must look anyway.
+ */
 int
 ss_fork_watch_fd(struct ss_server *srv, int *max_wait_ms)
 {
     struct ss_children *c = srv->children;
 
-    if (c == NULL || c->n == 0) {       /* only this thread adds some */
-        *max_wait_ms = -1;
+    *max_wait_ms = -1;
+    if (c == NULL || c->n == 0)         /* only this thread adds some */
         return -1;
+    if (c->not_yet > 0) {
+        pthread_mutex_lock(&srv->lock);
+        for (size_t i = 0; i < c->n; i++) {
+            struct ss_child *k = &c->v[i];
+            struct epoll_event ev = { .events = EPOLLIN,
+                                      .data.u64 = (uint64_t)k->pid };
+
+            if (k->pidfd != NOT_YET)
+                continue;
+            k->pidfd = pidfd_open(k->pid, 0);
+            if (k->pidfd >= 0 &&
+                epoll_ctl(c->ep, EPOLL_CTL_ADD, k->pidfd, &ev) < 0) {
+                close(k->pidfd);
+                k->pidfd = -1;
+            }
+            if (k->pidfd < 0) {
+                k->pidfd = NO_PIDFD;    /* EMFILE: looked at every 100 ms */
+                c->polled++;
+            }
+        }
+        c->not_yet = 0;
+        pthread_mutex_unlock(&srv->lock);
     }
-    *max_wait_ms = c->unwatched > 0 ? UNWATCHED_POLL_MS : -1;
+    if (c->polled > 0)
+        *max_wait_ms = UNWATCHED_POLL_MS;
     return c->ep;
 }
 
@@ -273,23 +349,18 @@ fork_process(struct ss_server *srv, struct ss_request *req)
     }
     if (pid > 0) {
         struct ss_child *k;
-        int pidfd = pidfd_open(pid, 0);
-        struct epoll_event ev = { .events = EPOLLIN, .data.u64 = (uint64_t)pid };
 
-        if (pidfd >= 0 && epoll_ctl(c->ep, EPOLL_CTL_ADD, pidfd, &ev) < 0) {
-            close(pidfd);
-            pidfd = -1;
-        }
         pthread_mutex_lock(&srv->lock);
         k = &c->v[c->n++];
         k->pid = pid;
-        k->pidfd = pidfd;
-        if (pidfd < 0)
-            c->unwatched++;     /* EMFILE: looked at every 100 ms */
+        k->pidfd = NOT_YET;     /* made if the loop is about to sleep */
+        c->not_yet++;
         k->admitted = req->admitted;
-        memcpy(&k->addr, &req->addr, sizeof k->addr);
-        k->addrlen = req->addrlen;
-        req->admitted = false;
+        if (req->admitted) {
+            memcpy(&k->addr, &req->addr, sizeof k->addr);
+            k->addrlen = req->addrlen;
+            req->admitted = false;
+        }
         srv->active++;
         pthread_mutex_unlock(&srv->lock);
     }

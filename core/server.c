@@ -588,17 +588,19 @@ wait_ready(struct ss_server *srv, int timeout_ms, bool watch_socket)
         { .fd = watch_socket ? srv->fd : -1, .events = POLLIN },
         { .fd = -1, .events = POLLIN },     /* forking: a child ended */
     };
+    bool children = srv->set.mode == &ss_mode_fork &&
+                    ss_fork_count(srv) > 0 && timeout_ms != 0;
     int rc, cap = -1;
 
-    if (srv->set.mode == &ss_mode_fork)
-        pfd[2].fd = ss_fork_watch_fd(srv, &cap);
-    if (pfd[2].fd >= 0 && (timeout_ms < 0 || timeout_ms > SS_REAP_LAZY_MS)) {
+    if (children && (timeout_ms < 0 || timeout_ms > SS_REAP_LAZY_MS)) {
         rc = poll_eintr(pfd, 2, SS_REAP_LAZY_MS);
         if (rc != 0)
             goto out;
         if (timeout_ms > 0)
             timeout_ms -= SS_REAP_LAZY_MS;
     }
+    if (children)
+        pfd[2].fd = ss_fork_watch_fd(srv, &cap);
     if (cap >= 0 && (timeout_ms < 0 || cap < timeout_ms))
         timeout_ms = cap;
     rc = poll_eintr(pfd, 3, timeout_ms);

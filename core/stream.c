@@ -6,6 +6,7 @@
 #include <poll.h>
 #include <string.h>
 #include <sys/time.h>
+#include <sys/single_threaded.h>
 #include <unistd.h>
 
 #include "internal.h"
@@ -55,7 +56,11 @@ stream_get_request(struct ss_server *srv)
             errno = EAGAIN;
         return NULL;
     }
-    ss_fd_track(fd);
+    /* tracked, for forked children to close: unless this is a forking
+     * server's process with no other thread, where it is closed right
+     * after its own child is forked, before any other fork */
+    if (srv->set.mode != &ss_mode_fork || !__libc_single_threaded)
+        ss_fd_track(fd);
     if (ss.ss_family == AF_INET || ss.ss_family == AF_INET6) {
         int one = 1;
 

@@ -183,7 +183,10 @@ ss_fd_untrack(int fd)
 {
     if (fd < 0 || fd >= SS_FD_BITS)
         return;
-    atomic_fetch_and(&fd_bits[fd / 64], ~(1UL << (fd % 64)));
+    /* a bit not set is not written: in a forking parent, the page of
+     * bits stays shared with the children */
+    if (atomic_load(&fd_bits[fd / 64]) & (1UL << (fd % 64)))
+        atomic_fetch_and(&fd_bits[fd / 64], ~(1UL << (fd % 64)));
 }
 
 /* In a forked child: closes every tracked socket but keep1 and keep2. */

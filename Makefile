@@ -54,10 +54,17 @@ $(B)/libsockserv.so: $(LIB_OBJ)
 $(B)/core/main.o: CFLAGS += -DSS_HANDLER_DIR='"$(HDIR)"'
 
 
-$(B)/sockserv: $(B)/core/main.o $(DAEMON_OBJ) $(B)/libsockserv.so
-	$(CC) $(CFLAGS) -o $@ $(B)/core/main.o $(DAEMON_OBJ) $(LDFLAGS) \
-	    -L$(B) -lsockserv -Wl,-rpath,'$$ORIGIN:$$ORIGIN/../lib' \
-	    -Wl,--export-dynamic $(DAEMON_INIH) -ldl
+# The daemon carries the core itself and exports its public functions to
+# the handlers it loads: a shared libsockserv would be six more mappings
+# that every forked child copies and tears down.  A handler linked against
+# libsockserv.so (pkg-config --libs) still loads: DT_RPATH (not RUNPATH,
+# which dlopen'd objects do not see) finds the library beside the daemon,
+# and its symbols resolve to the daemon's own copy, first in the scope.
+$(B)/sockserv: $(B)/core/main.o $(DAEMON_OBJ) $(LIB_OBJ)
+	$(CC) $(CFLAGS) -o $@ $(B)/core/main.o $(DAEMON_OBJ) $(LIB_OBJ) \
+	    $(LDFLAGS) -Wl,--disable-new-dtags \
+	    -Wl,-rpath,'$$ORIGIN:$$ORIGIN/../lib' \
+	    -Wl,--export-dynamic $(DAEMON_INIH) -ldl -lm
 
 $(B)/handlers/%.so: handlers/%.c core/sockserv.h
 	@mkdir -p $(@D)

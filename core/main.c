@@ -391,8 +391,7 @@ reap_workers(double grace)
  */
 static struct ss_server *solo;
 static volatile sig_atomic_t solo_sig;
-static char msg_second_int[64], msg_second_term[64], msg_hup_ok[PATH_MAX + 64],
-            msg_hup_fail[PATH_MAX + 64];
+static char *msg_hup_ok, *msg_hup_fail;     /* on the heap: see serve_solo */
 
 /* One line, a then b, in one write (async-signal-safe). */
 static void
@@ -401,7 +400,7 @@ sig_log(enum ss_log_level level, const char *a, const char *b)
     char line[PATH_MAX + 256];
     size_t n = 0;
 
-    if (!ss_log_enabled(level))
+    if (a == NULL || !ss_log_enabled(level))
         return;
     for (const char *p = a; p != NULL; p = p == a ? b : NULL) {
         size_t k = strlen(p);
@@ -423,14 +422,15 @@ on_solo_signal(int sig)
     if (sig == SIGHUP) {
         if (log_path == NULL)
             sig_log(SS_LOG_INFO, "sockserv: SIGHUP: logging to stderr, "
-                    "nothing to reopen\n", NULL);
+                    "nothing to reopen", NULL);
         else if (ss_log_open(log_path) < 0)
             sig_log(SS_LOG_ERROR, msg_hup_fail, strerrordesc_np(errno));
         else
             sig_log(SS_LOG_INFO, msg_hup_ok, NULL);
     } else if (solo_sig != 0) {
-        sig_log(SS_LOG_WARNING, sig == SIGINT ? msg_second_int
-                                              : msg_second_term, NULL);
+        sig_log(SS_LOG_WARNING, sig == SIGINT
+                ? "warning: sockserv: second SIGINT, exiting now"
+                : "warning: sockserv: second SIGTERM, exiting now", NULL);
         _exit(1);
     } else {
         solo_sig = sig;
@@ -447,15 +447,15 @@ serve_solo(struct instance *in)
                             .sa_flags = SA_RESTART };
     sigset_t unblock;
 
-    snprintf(msg_second_int, sizeof msg_second_int,
-             "warning: sockserv: second SIGINT, exiting now\n");
-    snprintf(msg_second_term, sizeof msg_second_term,
-             "warning: sockserv: second SIGTERM, exiting now\n");
-    snprintf(msg_hup_ok, sizeof msg_hup_ok, "sockserv: SIGHUP: reopened %s\n",
-             log_path ? log_path : "");
-    snprintf(msg_hup_fail, sizeof msg_hup_fail,
-             "error: sockserv: SIGHUP: cannot reopen %s: ",
-             log_path ? log_path : "");
+    /* made now, as a handler cannot format; on the heap, as two paths'
+     * worth of .bss would be one more mapping for every fork to copy (if
+     * asprintf fails, that line is not logged) */
+    if (asprintf(&msg_hup_ok, "sockserv: SIGHUP: reopened %s",
+                 log_path ? log_path : "") < 0)
+        msg_hup_ok = NULL;
+    if (asprintf(&msg_hup_fail, "error: sockserv: SIGHUP: cannot reopen %s: ",
+                 log_path ? log_path : "") < 0)
+        msg_hup_fail = NULL;
     solo = in->srv;
     sigemptyset(&sa.sa_mask);
     sigemptyset(&unblock);
@@ -474,6 +474,7 @@ serve_solo(struct instance *in)
     for (size_t i = 0; i < nworker_pids; i++)
         kill(worker_pids[i], SIGTERM);
     ss_server_close(in->srv);
+    pthread_sigmask(SIG_BLOCK, &unblock, NULL);     /* handlers done */
 }
 
 /*
@@ -766,6 +767,8 @@ out:
     conf_free(&conf);
     loader_path_free(&lp);
     free(log_path);
+    free(msg_hup_ok);
+    free(msg_hup_fail);
     free(worker_pids);
     return status;
 }

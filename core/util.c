@@ -159,20 +159,40 @@ ss_parse_size(const char *s, long min, long max, long *out)
  * The sockets the core opened (listening sockets, connections), as a
  * lock-free bitmap, so that a forked child can close all of them but its
  * own without scanning /proc (which cost more than the fork).  Descriptors
- * past SS_FD_BITS are not tracked.
+ * past SS_FD_BITS are not tracked.  The bitmap is on the heap, made at the
+ * first use: 8 KiB of .bss would be one more mapping for every fork to
+ * copy.
  */
 #define SS_FD_BITS 65536
-static atomic_ulong fd_bits[SS_FD_BITS / 64];
+static _Atomic(atomic_ulong *) fd_bits;
 static atomic_int fd_high;
+
+static atomic_ulong *
+fd_bitmap(void)
+{
+    atomic_ulong *b = atomic_load(&fd_bits), *none = NULL;
+
+    if (b != NULL)
+        return b;
+    b = calloc(SS_FD_BITS / 64, sizeof *b);
+    if (b == NULL)
+        return NULL;            /* not tracked: children keep them open */
+    if (!atomic_compare_exchange_strong(&fd_bits, &none, b)) {
+        free(b);                /* another thread made it first */
+        return none;
+    }
+    return b;
+}
 
 void
 ss_fd_track(int fd)
 {
+    atomic_ulong *b = fd_bitmap();
     int high;
 
-    if (fd < 0 || fd >= SS_FD_BITS)
+    if (fd < 0 || fd >= SS_FD_BITS || b == NULL)
         return;
-    atomic_fetch_or(&fd_bits[fd / 64], 1UL << (fd % 64));
+    atomic_fetch_or(&b[fd / 64], 1UL << (fd % 64));
     high = atomic_load(&fd_high);
     while (fd > high && !atomic_compare_exchange_weak(&fd_high, &high, fd))
         ;
@@ -181,22 +201,25 @@ ss_fd_track(int fd)
 void
 ss_fd_untrack(int fd)
 {
-    if (fd < 0 || fd >= SS_FD_BITS)
+    atomic_ulong *b = atomic_load(&fd_bits);
+
+    if (fd < 0 || fd >= SS_FD_BITS || b == NULL)
         return;
     /* a bit not set is not written: in a forking parent, the page of
      * bits stays shared with the children */
-    if (atomic_load(&fd_bits[fd / 64]) & (1UL << (fd % 64)))
-        atomic_fetch_and(&fd_bits[fd / 64], ~(1UL << (fd % 64)));
+    if (atomic_load(&b[fd / 64]) & (1UL << (fd % 64)))
+        atomic_fetch_and(&b[fd / 64], ~(1UL << (fd % 64)));
 }
 
 /* In a forked child: closes every tracked socket but keep1 and keep2. */
 void
 ss_fd_close_tracked(int keep1, int keep2)
 {
+    atomic_ulong *b = atomic_load(&fd_bits);
     int high = atomic_load(&fd_high);
 
-    for (int w = 0; w <= high / 64; w++) {
-        unsigned long bits = atomic_load(&fd_bits[w]);
+    for (int w = 0; b != NULL && w <= high / 64; w++) {
+        unsigned long bits = atomic_load(&b[w]);
 
         while (bits != 0) {
             int fd = w * 64 + __builtin_ctzl(bits);

@@ -57,22 +57,30 @@ test_install_prefix_and_oot_handler(void **state)
     assert_true(exists(prefix, "lib/sockserv/handlers/echo.so"));
     assert_true(exists(prefix, "lib/pkgconfig/sockserv.pc"));
 
-    /* a plugin author's build: only the installed header and .pc */
-    assert_int_equal(sh("cd %s && export PKG_CONFIG_PATH=%s/lib/pkgconfig && cc "
-                        "-std=c11 -Wall -Wextra -Werror -shared -fPIC -o "
-                        "%s/hello.so %s/tests/oot/hello.c $(pkg-config "
-                        "--cflags --libs sockserv)", tmp, prefix, tmp,
-                        SS_SOURCE_DIR), 0);
-    snprintf(ini, sizeof ini, "[hello]\nhandler = %s/hello.so\ntype = tcp\n"
+    /* a plugin author's build: only the installed header and .pc; with
+     * --libs (linked against the installed libsockserv.so) and without
+     * (the ss_* functions come from the daemon that loads it) */
+    for (int i = 0; i < 2; i++)
+        assert_int_equal(sh("cd %s && export PKG_CONFIG_PATH=%s/lib/pkgconfig"
+                            " && cc -std=c11 -Wall -Wextra -Werror -shared "
+                            "-fPIC -o %s/hello%d.so %s/tests/oot/hello.c "
+                            "$(pkg-config --cflags %s sockserv)", tmp, prefix,
+                            tmp, i, SS_SOURCE_DIR, i == 0 ? "--libs" : ""),
+                         0);
+    snprintf(ini, sizeof ini, "[hello]\nhandler = %s/hello0.so\ntype = tcp\n"
              "mode = threading\nport = 0\n[echo]\nhandler = echo\ntype = udp"
-             "\nport = 0\n", tmp);
+             "\nport = 0\n[plain]\nhandler = %s/hello1.so\nmode = forking\n"
+             "port = 0\n", tmp, tmp);
     snprintf(daemon, sizeof daemon, "%s/bin/sockserv", prefix);
     ssd_daemon = daemon;
-    assert_int_equal(ssd_start(&d, ini, 2, NULL), 0);
-    fd = ssd_connect(ssd_addr(&d, "hello"));
-    assert_int_equal(ssd_send_str(fd, "world\n"), 0);
-    assert_true(ssd_recv_until(fd, buf, sizeof buf, "hello, world\n", 5000));
-    close(fd);
+    assert_int_equal(ssd_start(&d, ini, 3, NULL), 0);
+    for (int i = 0; i < 2; i++) {
+        fd = ssd_connect(ssd_addr(&d, i == 0 ? "hello" : "plain"));
+        assert_int_equal(ssd_send_str(fd, "world\n"), 0);
+        assert_true(ssd_recv_until(fd, buf, sizeof buf, "hello, world\n",
+                                   5000));
+        close(fd);
+    }
     /* the installed daemon finds its installed handlers (echo) */
     fd = ssd_dgram(ssd_addr(&d, "echo"));
     assert_int_equal(ssd_send_str(fd, "e"), 0);

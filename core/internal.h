@@ -192,6 +192,7 @@ struct ss_server {
     struct ss_request *flush_gc; /* ended while armed, under flush_lock */
 
     struct ss_children *children; /* forking: the children, mode_fork.c */
+    struct ss_request *spare;   /* forking: an ended request, for reuse */
 };
 
 /* settings.c */

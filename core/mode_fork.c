@@ -257,8 +257,10 @@ reserve(struct ss_children *c)
     return 0;
 }
 
-/* The child's SIGTERM, for a stream request: end the reading side. */
-static volatile sig_atomic_t child_conn = -1;
+/* The child's SIGTERM, for a stream request: end the reading side.  In
+ * thread-local storage, on the page errno's writes have copied already. */
+static __thread volatile sig_atomic_t child_conn
+    __attribute__((tls_model("initial-exec"))) = -1;
 
 static void
 on_child_term(int sig)
@@ -281,10 +283,11 @@ on_child_term(int sig)
 static void
 run_child(struct ss_server *srv, struct ss_request *req, bool threaded)
 {
+    /* empty sets by initialisation, not sigemptyset: each libc function
+     * the child calls first faults its page of code in */
     struct sigaction sa = { .sa_handler = SIG_DFL };
-    sigset_t none;
+    sigset_t none = { 0 };
 
-    sigemptyset(&sa.sa_mask);
     sigaction(SIGINT, &sa, NULL);
     sigaction(SIGHUP, &sa, NULL);
     if (req->fd >= 0) {
@@ -310,8 +313,7 @@ run_child(struct ss_server *srv, struct ss_request *req, bool threaded)
         srv->epfd = -1;                 /* the parent's flusher's */
     if (req->admitted)
         req->admitted = false;          /* the parent counts it */
-    sigemptyset(&none);                 /* the handler's code blocks none */
-    pthread_sigmask(SIG_SETMASK, &none, NULL);
+    sigprocmask(SIG_SETMASK, &none, NULL);  /* the handler's code: none */
     /* it inherited every socket the daemon had open (other clients'
      * connections, every server's listening socket): holding them would
      * keep those connections open after their own handlers close them.

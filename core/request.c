@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/epoll.h>
+#include <sys/single_threaded.h>
 #include <unistd.h>
 
 #include "internal.h"
@@ -18,10 +19,14 @@ struct ss_request *
 ss_request_new(struct ss_server *srv, int fd, const struct sockaddr *addr,
                socklen_t addrlen)
 {
-    struct ss_request *req = calloc(1, sizeof *req);
+    struct ss_request *req = srv->spare;
 
-    if (req == NULL)
+    if (req != NULL) {
+        srv->spare = NULL;
+        memset(req, 0, sizeof *req);
+    } else if ((req = calloc(1, sizeof *req)) == NULL) {
         return NULL;
+    }
     req->srv = srv;
     req->fd = fd;
     atomic_init(&req->refs, 1);
@@ -64,7 +69,14 @@ ss_request_release(struct ss_request *req)
     free(req->wbuf);
     pthread_mutex_destroy(&req->lock);
     pthread_cond_destroy(&req->drained);
-    free(req);
+    /* a forking server's parent ends each request right after its fork,
+     * in the serving thread, and takes the next: it keeps one to reuse
+     * rather than write malloc's state (pages a live child still shares,
+     * so each write is a page copied) */
+    if (req->srv->set.mode == &ss_mode_fork && req->srv->spare == NULL)
+        req->srv->spare = req;
+    else
+        free(req);
 }
 
 /* ---- accessors -------------------------------------------------------- */
@@ -588,6 +600,10 @@ ss_stream_flush(struct ss_request *req, double wait)
     double deadline = -1;       /* the clock is read only if it must wait */
     int rc = 0;
 
+    /* alone in the process (a forked child, a sync server), nothing queued
+     * stays nothing queued: no lock to write (a copied page, in a child) */
+    if (__libc_single_threaded && req->queued == 0)
+        return 0;
     pthread_mutex_lock(&req->lock);
     while (req->queued > 0 && !req->dead && !req->closed) {
         struct pollfd pfd = { .fd = req->fd, .events = POLLOUT };

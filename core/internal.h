@@ -217,6 +217,8 @@ void ss_fork_signal(struct ss_server *, int how);
 void ss_fork_collect(struct ss_server *);
 int ss_fork_watch_fd(struct ss_server *, int *max_wait_ms);
 size_t ss_fork_count(struct ss_server *);
+bool ss_fork_wait_below(struct ss_server *, long limit, double deadline,
+                        bool wake);
 void ss_fork_free(struct ss_server *);
 
 /* addr.c */

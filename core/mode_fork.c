@@ -394,29 +394,43 @@ ss_fork_signal(struct ss_server *srv, int how)
     pthread_mutex_unlock(&srv->lock);
 }
 
-/* Waits (reaping) until no child is left, at most until the deadline. */
-static void
-fork_wait(struct ss_server *srv, double deadline)
+/*
+ * Waits, reaping, until fewer than limit children run; at most until the
+ * deadline (< 0: none) and, if wake, until shutdown is asked.  True when
+ * below the limit.
+ */
+bool
+ss_fork_wait_below(struct ss_server *srv, long limit, double deadline,
+                   bool wake)
 {
-    if (!srv->set.block_on_close)
-        return;
     for (;;) {
-        struct pollfd pfd = { .fd = -1, .events = POLLIN };
-        int cap, ms;
-        bool busy;
+        struct pollfd pfd[2] = {
+            { .fd = wake ? srv->wake[0] : -1, .events = POLLIN },
+            { .fd = -1, .events = POLLIN },
+        };
+        int cap, ms = deadline < 0 ? -1 : ss_ms_until(deadline);
+        bool below;
 
         ss_fork_collect(srv);
         pthread_mutex_lock(&srv->lock);
-        busy = srv->active > 0;
+        below = srv->active < limit;
         pthread_mutex_unlock(&srv->lock);
-        ms = ss_ms_until(deadline);
-        if (!busy || ms == 0)
-            return;
-        pfd.fd = ss_fork_watch_fd(srv, &cap);
-        if (cap >= 0 && cap < ms)
+        if (below || ms == 0 || (wake && atomic_load(&srv->stop)))
+            return below;
+        pfd[1].fd = ss_fork_watch_fd(srv, &cap);
+        if (cap >= 0 && (ms < 0 || cap < ms))
             ms = cap;
-        (void)poll(&pfd, 1, ms);
+        (void)poll(pfd, 2, ms);
     }
+}
+
+/* close: waits (reaping) until no child is left, at most until the
+ * deadline. */
+static void
+fork_wait(struct ss_server *srv, double deadline)
+{
+    if (srv->set.block_on_close)
+        (void)ss_fork_wait_below(srv, 1, deadline, false);
 }
 
 static void

@@ -472,25 +472,9 @@ wait_slot(struct ss_server *srv)
 
     if (limit == 0)
         return !atomic_load(&srv->stop);
-    if (srv->set.mode == &ss_mode_fork) {
-        /* this loop reaps its own children: it polls for their ends */
-        for (;;) {
-            struct pollfd pfd[2] = {
-                { .fd = srv->wake[0], .events = POLLIN },
-                { .fd = -1, .events = POLLIN },
-            };
-            int cap;
-
-            ss_fork_collect(srv);
-            pthread_mutex_lock(&srv->lock);
-            ok = srv->active < limit;
-            pthread_mutex_unlock(&srv->lock);
-            if (ok || atomic_load(&srv->stop))
-                return !atomic_load(&srv->stop);
-            pfd[1].fd = ss_fork_watch_fd(srv, &cap);
-            (void)poll(pfd, 2, cap);
-        }
-    }
+    if (srv->set.mode == &ss_mode_fork)     /* this loop reaps them */
+        return ss_fork_wait_below(srv, limit, -1, true) &&
+               !atomic_load(&srv->stop);
     pthread_mutex_lock(&srv->lock);
     while (srv->active >= limit && !atomic_load(&srv->stop))
         pthread_cond_wait(&srv->cond, &srv->lock);

@@ -703,16 +703,10 @@ test_daemon_forking_threads(void **state)
     (void)state;
     for (int k = 0; k < 2; k++) {
         struct ssd d;
-        char buf[8];
 
         assert_int_equal(ssd_start(&d, inis[k], k + 1, NULL), 0);
-        for (int i = 0; i < 3; i++) {
-            int fd = ssd_connect(ssd_addr(&d, "f"));
-
-            assert_int_equal(ssd_send_str(fd, "k"), 0);
-            assert_true(ssd_recv_until(fd, buf, sizeof buf, "k", 5000));
-            close(fd);
-        }
+        for (int i = 0; i < 3; i++)
+            assert_echo(ssd_addr(&d, "f"), "tcp", "k", "k");
 #ifdef __SANITIZE_THREAD__
         /* TSan's runtime starts and stops threads of its own around fork */
         fprintf(stderr, "thread count not checked under TSan (%ld)\n",

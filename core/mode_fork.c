@@ -124,7 +124,9 @@ find(const struct ss_children *c, pid_t pid)
     return -1;
 }
 
-/* The rest of a reaping, without srv->lock (access has its own lock). */
+/* The rest of a reaping, without srv->lock (access has its own lock).
+ * Nobody waits on srv->cond for a forking server's slots: its own loop
+ * reaps them (ss_fork_wait_below), so no broadcast. */
 static void
 account(struct ss_server *srv, struct ended *e, size_t n)
 {
@@ -136,11 +138,6 @@ account(struct ss_server *srv, struct ended *e, size_t n)
         if (e[i].k.admitted)
             ss_access_release(srv, (struct sockaddr *)&e[i].k.addr,
                               e[i].k.addrlen);
-    }
-    if (n > 0) {
-        pthread_mutex_lock(&srv->lock);
-        pthread_cond_broadcast(&srv->cond);
-        pthread_mutex_unlock(&srv->lock);
     }
 }
 

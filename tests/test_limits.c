@@ -23,18 +23,6 @@
 
 #include "support/daemon.h"
 
-static void
-assert_echo_ok(const char *addr)
-{
-    char buf[16];
-    int fd = ssd_connect(addr);
-
-    assert_true(fd >= 0);
-    assert_int_equal(ssd_send_str(fd, "k"), 0);
-    assert_true(ssd_recv_until(fd, buf, sizeof buf, "k", 5000));
-    close(fd);
-}
-
 /* A TCP connection to 127.0.0.1:port from the source address src. */
 static int
 connect_from(const char *src, int port)
@@ -100,10 +88,10 @@ test_limits_deny_and_allow(void **state)
     assert_true(ssd_log_wait(&d, "a: 127.0.0.1:", 5000));
     assert_true(ssd_log_has(&d, "refused (not in allow)"));
     snprintf(addr, sizeof addr, "[::1]:%d", ssd_port(&d, "a"));
-    assert_echo_ok(addr);
+    assert_true(ssd_echo_once(addr));
     /* deny wins over allow */
     snprintf(addr, sizeof addr, "127.0.0.1:%d", ssd_port(&d, "both"));
-    assert_echo_ok(addr);
+    assert_true(ssd_echo_once(addr));
     assert_fd_refused(connect_from("127.0.0.2", ssd_port(&d, "both")));
     assert_true(ssd_log_wait(&d, "both: 127.0.0.2:", 5000));
     assert_int_equal(ssd_stop(&d, SIGTERM), 0);
@@ -283,7 +271,7 @@ test_limits_unix_socket_mode_and_owner(void **state)
     assert_int_equal(stat(path, &st), 0);
     assert_int_equal(st.st_mode & 07777, 0640);
     assert_int_equal(st.st_uid, pw->pw_uid);
-    assert_echo_ok(path);
+    assert_true(ssd_echo_once(path));
     assert_int_equal(ssd_stop(&d, SIGTERM), 0);
     ssd_cleanup(&d);
 }
@@ -306,7 +294,7 @@ test_limits_drop_privileges(void **state)
     assert_int_equal(ssd_start(&d, ini, 1, NULL), 0);
     assert_true(ssd_log_wait(&d, "running as user nobody", 5000));
     assert_int_equal((int)ssd_proc_status(d.pid, "Uid"), (int)pw->pw_uid);
-    assert_echo_ok(ssd_addr(&d, "low"));
+    assert_true(ssd_echo_once(ssd_addr(&d, "low")));
     assert_int_equal(ssd_stop(&d, SIGTERM), 0);
     ssd_cleanup(&d);
 }
@@ -466,7 +454,7 @@ test_limits_emfile_backoff(void **state)
         if (fds[i] >= 0)
             close(fds[i]);
     /* descriptors free again: it serves */
-    assert_echo_ok(ssd_addr(&d, "e"));
+    assert_true(ssd_echo_once(ssd_addr(&d, "e")));
     assert_int_equal(ssd_stop(&d, SIGTERM), 0);
     ssd_cleanup(&d);
 }

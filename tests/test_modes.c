@@ -12,7 +12,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/pidfd.h>
-#include <sys/socket.h>
 #include <sys/wait.h>
 #include <unistd.h>
 #include <cmocka.h>
@@ -148,21 +147,6 @@ stop(struct ss_server *s, pthread_t tid)
 }
 
 static void
-roundtrip(const char *addr)
-{
-    char buf[8];
-    int fd = ssd_connect(addr);
-
-    assert_true(fd >= 0);
-    assert_int_equal(ssd_send_str(fd, "k"), 0);
-    assert_true(ssd_recv_until(fd, buf, sizeof buf, "k", 5000));
-    /* the end reaches the handler even though a forked child holds a
-     * copy of this socket too (client and server are one process) */
-    shutdown(fd, SHUT_WR);
-    close(fd);
-}
-
-static void
 test_thread_process_create_fails(void **state)
 {
     pthread_t tid;
@@ -180,7 +164,7 @@ test_thread_process_create_fails(void **state)
     assert_non_null(strstr(log, "cannot start a thread: Resource "
                             "temporarily unavailable; connection closed"));
     free(log);
-    roundtrip(ss_server_address(s));    /* the server goes on */
+    assert_true(ssd_echo_once(ss_server_address(s)));  /* it goes on */
     stop(s, tid);
 }
 
@@ -202,7 +186,7 @@ test_fork_process_fork_fails(void **state)
     assert_non_null(strstr(log, "fork: Resource temporarily unavailable; "
                             "connection closed"));
     free(log);
-    roundtrip(ss_server_address(s));
+    assert_true(ssd_echo_once(ss_server_address(s)));
     stop(s, tid);
 }
 
@@ -221,7 +205,7 @@ test_fork_without_pidfd(void **state)
     atomic_store(&fail_pidfd_open, 1);
     s = start_with("forking", "max_children", "1", &tid);
     for (int i = 0; i < 4; i++)
-        roundtrip(ss_server_address(s));
+        assert_true(ssd_echo_once(ss_server_address(s)));
     stop(s, tid);               /* close waits (reaping) for the last one */
     atomic_store(&fail_pidfd_open, 0);
     assert_int_equal(waitpid(-1, NULL, WNOHANG), -1);
@@ -251,10 +235,10 @@ test_fork_leaves_other_children(void **state)
     }
     close(p[0]);
     s = start("forking", &tid);
-    roundtrip(ss_server_address(s));
+    assert_true(ssd_echo_once(ss_server_address(s)));
     close(p[1]);                /* its child ends now, a zombie */
     for (int i = 0; i < 5; i++)
-        roundtrip(ss_server_address(s));
+        assert_true(ssd_echo_once(ss_server_address(s)));
     stop(s, tid);
     assert_int_equal(waitpid(own, &st, 0), own);
     assert_true(WIFEXITED(st));
@@ -270,10 +254,10 @@ test_thread_pool_reuses_threads(void **state)
     int before;
 
     (void)state;
-    roundtrip(ss_server_address(s));
+    assert_true(ssd_echo_once(ss_server_address(s)));
     before = atomic_load(&creates);
     for (int i = 0; i < 50; i++)
-        roundtrip(ss_server_address(s));
+        assert_true(ssd_echo_once(ss_server_address(s)));
     /* a few more at most (a finishing thread can race the next accept;
      * each extra one parks too), not one per request */
     assert_true(atomic_load(&creates) - before <= 5);
@@ -292,7 +276,7 @@ test_thread_pool_disabled(void **state)
     (void)state;
     before = atomic_load(&creates);
     for (int i = 0; i < 10; i++)
-        roundtrip(ss_server_address(s));
+        assert_true(ssd_echo_once(ss_server_address(s)));
     assert_int_equal(atomic_load(&creates) - before, 10);
     stop(s, tid);
 }

@@ -715,3 +715,19 @@ ssd_proc_status(pid_t pid, const char *field)
     fclose(fp);
     return v;
 }
+
+bool
+ssd_echo_once(const char *addr)
+{
+    char buf[16];
+    int fd = ssd_connect(addr);
+    bool ok;
+
+    if (fd < 0)
+        return false;
+    ok = ssd_send_str(fd, "k") == 0 &&
+         ssd_recv_until(fd, buf, sizeof buf, "k", 5000);
+    shutdown(fd, SHUT_WR);
+    close(fd);
+    return ok;
+}

@@ -71,6 +71,11 @@ bool ssd_recv_until(int fd, char *buf, size_t size, const char *needle,
                     int timeout_ms);
 /* True if the peer closes (EOF or reset) within timeout_ms. */
 bool ssd_closed_within(int fd, int timeout_ms);
+/* One echo over a fresh stream connection: connect, send "k", get "k"
+ * back within 5 s, then shut the writing side (the end reaches the
+ * handler even if a forked child holds a copy of this socket) and close.
+ * True if the echo came back. */
+bool ssd_echo_once(const char *addr);
 /* The number after "field:" in /proc/PID/status ("VmRSS", "Threads",
  * "Uid"...), -1 if there is none. */
 long ssd_proc_status(pid_t pid, const char *field);

@@ -3,7 +3,6 @@
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/uio.h>
 
 #include "internal.h"
 
@@ -24,16 +23,16 @@ static struct ss_request *
 dgram_get_request(struct ss_server *srv)
 {
     struct sockaddr_storage ss;
-    struct iovec iov = { .iov_base = srv->pkt,
-                         .iov_len = (size_t)srv->set.max_packet_size + 1 };
-    struct msghdr msg = { .msg_name = &ss, .msg_namelen = sizeof ss,
-                          .msg_iov = &iov, .msg_iovlen = 1 };
+    socklen_t sslen;
     struct ss_request *req;
     ssize_t n;
 
+    /* MSG_TRUNC: n is the datagram's whole length, so one byte of room
+     * past max_packet_size tells an oversized one (udp and unix-dgram) */
     for (;;) {
-        msg.msg_namelen = sizeof ss;
-        n = recvmsg(srv->fd, &msg, MSG_TRUNC | MSG_DONTWAIT);
+        sslen = sizeof ss;
+        n = recvfrom(srv->fd, srv->pkt, (size_t)srv->set.max_packet_size + 1,
+                     MSG_TRUNC | MSG_DONTWAIT, (struct sockaddr *)&ss, &sslen);
         if (n >= 0)
             break;
         if (errno != EINTR) {
@@ -42,10 +41,10 @@ dgram_get_request(struct ss_server *srv)
             return NULL;
         }
     }
-    if ((msg.msg_flags & MSG_TRUNC) || n > srv->set.max_packet_size) {
+    if (n > srv->set.max_packet_size) {
         char peer[SS_ADDRSTRLEN];
 
-        ss_addr_format((struct sockaddr *)&ss, msg.msg_namelen, peer,
+        ss_addr_format((struct sockaddr *)&ss, sslen, peer,
                        sizeof peer);
         ss_log(SS_LOG_WARNING, "%s: %s: datagram of %zd bytes is over "
                "max_packet_size %ld, dropped", srv->name, peer, n,
@@ -53,12 +52,12 @@ dgram_get_request(struct ss_server *srv)
         errno = EAGAIN;
         return NULL;
     }
-    if (msg.msg_namelen < sizeof(sa_family_t)) {
+    if (sslen < sizeof(sa_family_t)) {
         /* an unbound Unix client: no name, and no way to reply */
         ss.ss_family = AF_UNIX;
-        msg.msg_namelen = sizeof(sa_family_t);
+        sslen = sizeof(sa_family_t);
     }
-    req = ss_request_new(srv, -1, (struct sockaddr *)&ss, msg.msg_namelen);
+    req = ss_request_new(srv, -1, (struct sockaddr *)&ss, sslen);
     if (req == NULL)
         return NULL;
     req->rbuf = srv->pkt;

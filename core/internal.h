@@ -192,7 +192,9 @@ struct ss_server {
     struct ss_request *flush_gc; /* ended while armed, under flush_lock */
 
     struct ss_children *children; /* forking: the children, mode_fork.c */
-    struct ss_request *spare;   /* forking: an ended request, for reuse */
+    /* an ended request kept for the next: its last release may be in
+     * any thread (ss_request_release is public), so exchanged atomically */
+    _Atomic(struct ss_request *) spare;
 };
 
 /* settings.c */

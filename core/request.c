@@ -19,10 +19,10 @@ struct ss_request *
 ss_request_new(struct ss_server *srv, int fd, const struct sockaddr *addr,
                socklen_t addrlen)
 {
-    struct ss_request *req = srv->spare;
+    struct ss_request *req = atomic_exchange_explicit(&srv->spare, NULL,
+                                                      memory_order_acquire);
 
     if (req != NULL) {
-        srv->spare = NULL;
         memset(req, 0, sizeof *req);
     } else if ((req = calloc(1, sizeof *req)) == NULL) {
         return NULL;
@@ -61,6 +61,8 @@ ss_request_hold(struct ss_request *req)
 void
 ss_request_release(struct ss_request *req)
 {
+    struct ss_request *none = NULL;
+
     if (req == NULL || atomic_fetch_sub(&req->refs, 1) != 1)
         return;
     queue_drop(req);
@@ -69,13 +71,14 @@ ss_request_release(struct ss_request *req)
     free(req->wbuf);
     pthread_mutex_destroy(&req->lock);
     pthread_cond_destroy(&req->drained);
-    /* a forking server's parent ends each request right after its fork,
-     * in the serving thread, and takes the next: it keeps one to reuse
-     * rather than write malloc's state (pages a live child still shares,
-     * so each write is a page copied) */
-    if (req->srv->set.mode == &ss_mode_fork && req->srv->spare == NULL)
-        req->srv->spare = req;
-    else
+    /* kept for the next request rather than freed: a sync or forking
+     * server ends one and takes the next in the same thread, and malloc
+     * and free per request cost more than one exchange (in a forking
+     * parent they also write malloc's state: pages a live child still
+     * shares, so each write is a page copied) */
+    if (!atomic_compare_exchange_strong_explicit(&req->srv->spare, &none, req,
+                                                 memory_order_release,
+                                                 memory_order_relaxed))
         free(req);
 }
 

@@ -796,7 +796,7 @@ ss_server_free(struct ss_server *srv)
     if (srv->epfd >= 0)
         close(srv->epfd);
     ss_fork_free(srv);
-    free(srv->spare);
+    free(atomic_load(&srv->spare));
     free(srv->name);
     free(srv);
 }

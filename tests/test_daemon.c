@@ -1084,28 +1084,47 @@ test_daemon_seed_clients(void **state)
     ssd_cleanup(&d);
 }
 
-/* A datagram over max_packet_size is dropped and logged, not truncated. */
+/* A datagram over max_packet_size is dropped and logged with its whole
+ * size, not truncated, on udp and unix-dgram; one that fits is echoed. */
 static void
-test_daemon_max_packet_size(void **state)
+max_packet_size_case(const char *where)
 {
-    static const char ini[] =
-        "[u]\nhandler = echo\ntype = udp\nport = 0\nmax_packet_size = 100\n";
-    char big[200], buf[256];
+    char ini[256], big[4096], buf[256];
     struct ssd d;
     int fd;
 
-    (void)state;
+    snprintf(ini, sizeof ini, "[u]\nhandler = echo\n%s\n"
+             "max_packet_size = 100\n", where);
     memset(big, 'x', sizeof big);
     assert_int_equal(ssd_start(&d, ini, 1, NULL), 0);
     fd = ssd_dgram(ssd_addr(&d, "u"));
+    assert_true(fd >= 0);
     assert_int_equal(send(fd, big, 101, 0), 101);
     assert_true(ssd_log_wait(&d, "datagram of 101 bytes is over "
+                             "max_packet_size 100, dropped", 5000));
+    /* far past the buffer: the size logged is still the datagram's */
+    assert_int_equal(send(fd, big, sizeof big, 0), (ssize_t)sizeof big);
+    assert_true(ssd_log_wait(&d, "datagram of 4096 bytes is over "
                              "max_packet_size 100, dropped", 5000));
     assert_int_equal(send(fd, big, 100, 0), 100);
     assert_int_equal(ssd_recv_some(fd, buf, sizeof buf, 5000), 100);
     close(fd);
     assert_int_equal(ssd_stop(&d, SIGTERM), 0);
     ssd_cleanup(&d);
+}
+
+static void
+test_daemon_max_packet_size(void **state)
+{
+    (void)state;
+    max_packet_size_case("type = udp\nport = 0");
+}
+
+static void
+test_daemon_max_packet_size_unix(void **state)
+{
+    (void)state;
+    max_packet_size_case("type = unix-dgram\npath = @DIR@/u.sock");
 }
 
 int
@@ -1136,6 +1155,7 @@ main(void)
         cmocka_unit_test(test_daemon_bad_clients),
         cmocka_unit_test(test_daemon_seed_clients),
         cmocka_unit_test(test_daemon_max_packet_size),
+        cmocka_unit_test(test_daemon_max_packet_size_unix),
     };
 
     return cmocka_run_group_tests(tests, NULL, NULL);

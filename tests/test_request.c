@@ -1,6 +1,7 @@
 /* test_request.c: request I/O on a socketpair (readline limits, partial
  * reads, short and interrupted writes scripted through __wrap_send), the
  * datagram request, and the bounded cross-thread sends (ss_send). */
+#include <arpa/inet.h>
 #include <errno.h>
 #include <poll.h>
 #include <pthread.h>
@@ -1014,6 +1015,58 @@ test_ss_read_datagram_packet(void **state)
     ss_server_free(srv);
 }
 
+static void *
+release_in_thread(void *arg)
+{
+    ss_request_release(arg);
+    return NULL;
+}
+
+/* An ended request is kept and handed to the next one, in every mode and
+ * whichever thread released it last, with nothing of the old one left. */
+static void
+test_ss_request_reused_clean(void **state)
+{
+    struct ss_server *srv = ss_server_new("r", &nop);
+    struct sockaddr_in a = { .sin_family = AF_INET, .sin_port = htons(1) };
+    struct sockaddr_in b = { .sin_family = AF_INET, .sin_port = htons(2) };
+    struct ss_request *r1, *r2, *r3;
+    pthread_t t;
+
+    (void)state;
+    assert_non_null(srv);
+    assert_int_equal(ss_server_set(srv, "type", "udp", 0), 0);
+    assert_int_equal(ss_server_set(srv, "mode", "threading", 0), 0);
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    b.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    r1 = ss_request_new(srv, -1, (struct sockaddr *)&a, sizeof a);
+    assert_non_null(r1);
+    assert_int_equal(ss_write(r1, "abc", 3), 0);
+    assert_string_equal(ss_request_peer(r1), "127.0.0.1:1");
+    ss_request_hold(r1);
+    ss_request_release(r1);             /* still held once: not kept */
+    assert_null(atomic_load(&srv->spare));
+    /* the last release in another thread keeps it for the next request */
+    assert_int_equal(pthread_create(&t, NULL, release_in_thread, r1), 0);
+    assert_int_equal(pthread_join(t, NULL), 0);
+    assert_ptr_equal(atomic_load(&srv->spare), r1);
+    r2 = ss_request_new(srv, -1, (struct sockaddr *)&b, sizeof b);
+    assert_ptr_equal(r2, r1);
+    assert_null(atomic_load(&srv->spare));
+    assert_int_equal(r2->wlen, 0);
+    assert_null(r2->wbuf);
+    assert_int_equal(atomic_load(&r2->refs), 1);
+    assert_string_equal(ss_request_peer(r2), "127.0.0.1:2");
+    /* one is kept at most: a second ended request is freed */
+    r3 = ss_request_new(srv, -1, (struct sockaddr *)&a, sizeof a);
+    assert_non_null(r3);
+    assert_ptr_not_equal(r3, r2);
+    ss_request_release(r2);
+    ss_request_release(r3);
+    assert_ptr_equal(atomic_load(&srv->spare), r2);
+    ss_server_free(srv);                /* frees the kept one (ASan) */
+}
+
 static void
 test_ss_write_datagram_reply_limit(void **state)
 {
@@ -1342,6 +1395,7 @@ main(void)
         cmocka_unit_test(test_ss_request_end_while_flushing),
         cmocka_unit_test(test_ss_read_datagram_packet),
         cmocka_unit_test(test_ss_write_datagram_reply_limit),
+        cmocka_unit_test(test_ss_request_reused_clean),
         cmocka_unit_test(test_ss_write_datagram_real_reply),
         cmocka_unit_test(test_ss_read_datagram_oversized_dropped),
         cmocka_unit_test(test_ss_dgram_own_packet_outlives_buffer),

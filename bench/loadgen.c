@@ -8,13 +8,27 @@
  *   -d SECS   measured duration (default 2), after -w SECS of warm-up
  *   -s BYTES  message size (default 64)
  *   -n N      idle connections held open (idle)
+ *   -C        idle: the probe connects, echoes and closes for each request
+ *             (connect+echo latency) instead of ping-ponging on one
+ *             connection (echo latency)
+ *   -P P      idle: spread the N connections over P processes (this one
+ *             and P-1 children), for N beyond one process's open-file
+ *             limit (default: as few as that limit allows, 1 up to it)
  *   -m M      chat members (fanout: one sends, M-1 receive), -W W
  *             broadcasts in flight (default 4)
+ *   -A TARGET fanout: every other member joins there instead (a second
+ *             daemon sharing the room through Redis); the sender stays on
+ *             TARGET, so half the deliveries cross Redis
  *   -T MS     per-request timeout (udp, default 200; fanout 3000)
+ *   -p V      connect: each connection first sends a PROXY protocol header,
+ *             version V (1: the text line, 2: the binary form), carrying
+ *             the connection's own addresses, in the same write as the
+ *             message (as a proxy does)
  *   -S        after the window, print "#end" and wait for a line on stdin
  *             (at most 30 s) before closing, so a runner can sample the
  *             server while the load is still in place
- * Everything runs in one thread on one epoll loop.  "#start" and "#end" go
+ * Everything runs in one thread on one epoll loop (idle with -P > 1: each
+ * child holds its share of the idle connections on its own loop).  "#start" and "#end" go
  * to stderr at the measured window's edges; the result is one JSON line on
  * stdout.  Every loop has a deadline: the whole run ends within about
  * warm-up + duration + setup limits (+30 s with -S).
@@ -32,9 +46,12 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/epoll.h>
+#include <sys/prctl.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
+#include <sys/uio.h>
 #include <sys/un.h>
+#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -68,6 +85,8 @@ struct conn {
     int synced;                 /* fanout: saw the sync marker */
     char *line;                 /* fanout: partial line */
     size_t linelen;
+    unsigned char hdr[108];     /* connect -p: the PROXY header to send */
+    uint32_t hdrlen, hsent;
 };
 
 /* Latency histogram: 32 linear steps per power of two (about 3 %). */
@@ -80,12 +99,15 @@ struct hist {
 
 static struct {
     const char *workload;
-    int c, size, n, m, window, timeout_ms, sync;
+    int c, size, n, m, window, timeout_ms, sync, procs, reconnect, proxy;
     double dur, warm;
 } opt = { .c = 1, .size = 64, .window = 4, .timeout_ms = -1, .dur = 2,
           .warm = -1 };
+static int setup_inflight = SETUP_INFLIGHT;     /* this process's share */
 
 static struct target tgt;
+static struct target tgt2;      /* fanout -A: every other member's daemon */
+static int have_tgt2;
 static struct hist lat;
 static char rbuf[RBUF], msg[RBUF];
 static uint64_t w_start, w_end;         /* the measured window */
@@ -408,7 +430,13 @@ dial_start(int walk)
     return -1;
 }
 
-/* Dials and waits up to timeout_ms for the connection; returns fd or -1. */
+/*
+ * Dials and waits up to timeout_ms for the connection; returns fd or -1.
+ * It walks source tuples too (stream, idle's probe): a port the walk has
+ * bound explicitly is skipped by the kernel's ephemeral-port search while
+ * any socket, TIME_WAIT included, holds it, so after a connect run or an
+ * idle setup an unbound connect() to 127.0.0.1 can find no port at all.
+ */
 static int
 dial_wait(int timeout_ms)
 {
@@ -418,7 +446,7 @@ dial_wait(int timeout_ms)
     socklen_t el = sizeof err;
 
     while (now_ns() < deadline) {
-        p.fd = dial_start(0);
+        p.fd = dial_start(1);
         if (p.fd < 0) {
             if (errno != EAGAIN)
                 return -1;
@@ -467,6 +495,21 @@ conn_kill(struct conn *c)
 static int
 conn_send(struct conn *c)
 {
+    while (c->hsent < c->hdrlen) {      /* the header, then the message */
+        struct iovec iov[2] = {
+            { c->hdr + c->hsent, c->hdrlen - c->hsent },
+            { msg + c->sent, opt.size - c->sent },
+        };
+        ssize_t n = writev(c->fd, iov, 2);
+        if (n < 0)
+            return errno == EAGAIN || errno == ENOTCONN ? 0 : -1;
+        if ((size_t)n <= iov[0].iov_len) {
+            c->hsent += n;
+        } else {
+            c->sent += n - (c->hdrlen - c->hsent);
+            c->hsent = c->hdrlen;
+        }
+    }
     while (c->sent < (uint32_t)opt.size) {
         ssize_t n = write(c->fd, msg + c->sent, opt.size - c->sent);
         if (n < 0)
@@ -598,6 +641,47 @@ run_pingpong(void)
 
 /* ---- connect ------------------------------------------------------------ */
 
+/* -p: the PROXY header for c's connection, from its own addresses (an
+ * IPv4 target: the walk binds 127.0.0.x). */
+static void
+proxy_header(struct conn *c)
+{
+    static const unsigned char sig[12] = {
+        0x0d, 0x0a, 0x0d, 0x0a, 0x00, 0x0d, 0x0a, 0x51, 0x55, 0x49, 0x54,
+        0x0a,
+    };
+    struct sockaddr_in me = { .sin_family = AF_INET };
+    const struct sockaddr_in *to = (const struct sockaddr_in *)&tgt.sa;
+    socklen_t len = sizeof me;
+    char a[INET_ADDRSTRLEN], b[INET_ADDRSTRLEN];
+    int n;
+
+    c->hsent = c->hdrlen = 0;
+    if (!opt.proxy)
+        return;
+    if (tgt.sa.ss_family != AF_INET ||
+        getsockname(c->fd, (struct sockaddr *)&me, &len) < 0)
+        die("-p: needs a tcp:127.x.x.x target");
+    if (opt.proxy == 1) {
+        inet_ntop(AF_INET, &me.sin_addr, a, sizeof a);
+        inet_ntop(AF_INET, &to->sin_addr, b, sizeof b);
+        n = snprintf((char *)c->hdr, sizeof c->hdr, "PROXY TCP4 %s %s %u "
+                     "%u\r\n", a, b, ntohs(me.sin_port), ntohs(to->sin_port));
+        c->hdrlen = (uint32_t)n;
+        return;
+    }
+    memcpy(c->hdr, sig, 12);
+    c->hdr[12] = 0x21;                  /* v2, PROXY */
+    c->hdr[13] = 0x11;                  /* TCP over IPv4 */
+    c->hdr[14] = 0;
+    c->hdr[15] = 12;
+    memcpy(c->hdr + 16, &me.sin_addr, 4);
+    memcpy(c->hdr + 20, &to->sin_addr, 4);
+    memcpy(c->hdr + 24, &me.sin_port, 2);
+    memcpy(c->hdr + 26, &to->sin_port, 2);
+    c->hdrlen = 28;
+}
+
 /* Opens slot c's next connection and sends; returns 0, or -1 to retry. */
 static int
 cn_start(struct conn *c, uint64_t now)
@@ -614,6 +698,7 @@ cn_start(struct conn *c, uint64_t now)
     c->t0 = now;
     c->got = c->sent = 0;
     c->state = S_WAIT;
+    proxy_header(c);
     r = conn_send(c);
     if (r < 0) {
         errors++;
@@ -663,6 +748,41 @@ fail:
     close(c->fd);
     c->fd = -1;
     c->state = S_FREE;
+}
+
+/*
+ * idle -C: connect C=1 while the idle connections are held; an idle one
+ * that speaks or closes is dropped.  Returns the connections completed in
+ * the window.
+ */
+static uint64_t
+cn_idle_loop(struct conn *slot, struct conn *idle_base, int nidle,
+             uint64_t *dropped)
+{
+    struct epoll_event ev[MAXEV];
+    uint64_t total = 0;
+    int i, k, pending;
+
+    slot->fd = -1;
+    slot->state = S_FREE;
+    cn_start(slot, now_ns());
+    while (!clock_step(now_ns())) {
+        pending = slot->state == S_FREE && cn_start(slot, now_ns()) < 0;
+        k = epoll_wait(ep, ev, MAXEV,
+                       clock_wait_ms(now_ns(), pending ? 1 : 100));
+        for (i = 0; i < k; i++) {
+            struct conn *c = ev[i].data.ptr;
+            if (c >= idle_base && c < idle_base + nidle) {
+                if (read(c->fd, rbuf, sizeof rbuf) <= 0) {
+                    (*dropped)++;
+                    conn_kill(c);
+                }
+                continue;
+            }
+            cn_event(c, ev[i].events, &total);
+        }
+    }
+    return total;
 }
 
 static void
@@ -896,8 +1016,8 @@ run_stream(void)
 /* ---- connection setup for idle and fanout ------------------------------- */
 
 /*
- * Opens conns[0..n) with at most SETUP_INFLIGHT unconfirmed at a time, so a
- * listen backlog of 128 never overflows.  Once established, start() runs
+ * Opens conns[0..n) with at most SETUP_INFLIGHT unconfirmed at a time (over
+ * all of idle's processes), so a listen backlog of 128 never overflows.  Once established, start() runs
  * and may confirm it at once (returning 1); otherwise it is confirmed when
  * confirm() says so (after reading what the server sent, or on a timer).
  * Returns how many were confirmed before the deadline, or before 2 s went
@@ -923,9 +1043,20 @@ setup_conns(struct conn *conns, int n, uint64_t deadline, confirm_fn confirm,
                     ready);
             break;      /* the server takes no more (a max_children limit) */
         }
-        while (inflight < SETUP_INFLIGHT && next < n) {
+        while (inflight < setup_inflight && next < n) {
             struct conn *c = &conns[next];
-            c->fd = dial_start(1);
+            if (have_tgt2 && next % 2 == 1) {   /* the other daemon */
+                struct target save = tgt;
+                int e;
+
+                tgt = tgt2;
+                c->fd = dial_start(1);
+                e = errno;
+                tgt = save;
+                errno = e;
+            } else {
+                c->fd = dial_start(1);
+            }
             if (c->fd < 0) {
                 if (errno != EAGAIN) {
                     errors++;
@@ -1032,33 +1163,177 @@ idle_confirm(struct conn *c, ssize_t n, uint64_t now)
     return n > 0;
 }
 
+/*
+ * idle with -P > 1: a child holds its share of the idle connections until
+ * the parent's run is over (go_fd reads EOF: the parent closed it or died),
+ * and reports on rep_fd "HELD ERRORS" once set up, then "DROPPED ERRORS".
+ * Bounded: it gives up waiting after the parent's whole run could have
+ * ended, and the kernel kills it if the parent dies first.
+ */
+static void
+idle_child(int share, int rep_fd, int go_fd, pid_t parent)
+{
+    struct conn *conns = calloc(share, sizeof *conns);
+    struct epoll_event ev[MAXEV], e = { .events = EPOLLIN, .data.ptr = NULL };
+    uint64_t t0 = now_ns(), dropped = 0, deadline;
+    int held, i, k, done = 0;
+    char line[64];
+
+    prctl(PR_SET_PDEATHSIG, SIGKILL);
+    if (getppid() != parent)
+        _exit(1);
+    close(ep);                  /* the parent's loop: this child needs its own */
+    ep = epoll_create1(EPOLL_CLOEXEC);
+    if (ep < 0 || !conns)
+        _exit(1);
+    walk_pos = ((uint64_t)getpid() * 2654435761u + now_ns() / 1000) %
+               ((uint64_t)(WALK_PORT_HI - WALK_PORT_LO + 1) * WALK_IPS);
+    held = setup_conns(conns, share,
+                       t0 + (uint64_t)(10 + share / 500) * 1000000000u,
+                       idle_confirm, idle_start);
+    k = snprintf(line, sizeof line, "%d %llu\n", held,
+                 (unsigned long long)errors);
+    if (write(rep_fd, line, k) != k)
+        _exit(1);
+    if (epoll_ctl(ep, EPOLL_CTL_ADD, go_fd, &e) < 0)
+        _exit(1);
+    deadline = now_ns() + (uint64_t)((opt.warm + opt.dur + 120) * 1e9);
+    while (!done && now_ns() < deadline) {
+        k = epoll_wait(ep, ev, MAXEV, 100);
+        for (i = 0; i < k; i++) {
+            struct conn *c = ev[i].data.ptr;
+            if (!c) {
+                done = 1;       /* EOF or anything: the run is over */
+                continue;
+            }
+            if (read(c->fd, rbuf, sizeof rbuf) <= 0) {
+                dropped++;
+                conn_kill(c);
+            }
+        }
+    }
+    k = snprintf(line, sizeof line, "%llu %llu\n",
+                 (unsigned long long)dropped, (unsigned long long)errors);
+    (void)!write(rep_fd, line, k);
+    _exit(0);
+}
+
+/* Reads one line "A B" from fd within timeout_ms; returns 0 or -1. */
+static int
+read_report(int fd, int timeout_ms, unsigned long long *a,
+            unsigned long long *b)
+{
+    char line[64];
+    size_t len = 0;
+    uint64_t deadline = now_ns() + (uint64_t)timeout_ms * 1000000;
+    struct pollfd p = { .fd = fd, .events = POLLIN };
+    ssize_t r;
+
+    while (len < sizeof line - 1 && !memchr(line, '\n', len)) {
+        uint64_t now = now_ns();
+        if (now >= deadline ||
+            poll(&p, 1, (int)((deadline - now) / 1000000) + 1) <= 0)
+            return -1;
+        r = read(fd, line + len, 1);   /* one byte: the next line stays */
+        if (r <= 0)
+            return -1;
+        len += r;
+    }
+    line[len] = 0;
+    return sscanf(line, "%llu %llu", a, b) == 2 ? 0 : -1;
+}
+
 static void
 run_idle(void)
 {
-    struct conn *conns = calloc(opt.n + 1, sizeof *conns), *probe;
+    struct conn *conns, *probe;
     uint64_t t0 = now_ns(), dropped = 0, total;
+    unsigned long long a, b;
     double setup_s;
-    int held, i;
+    int held, i, mine, go[2], *rep;
+    pid_t *kids;
 
-    held = setup_conns(conns, opt.n,
-                       t0 + (uint64_t)(10 + opt.n / 500) * 1000000000u,
-                       idle_confirm, idle_start);
-    setup_s = (now_ns() - t0) / 1e9;
-    fprintf(stderr, "#held %d in %.2fs\n", held, setup_s);
-    probe = &conns[opt.n];
-    probe->fd = dial_wait(5000);
-    if (probe->fd < 0) {
-        errors++;
-        probe->state = S_DEAD;
-    } else {
-        probe->state = S_READY;
-        ep_add(probe, EPOLLIN);
+    /* this process's share is the first, and the largest */
+    mine = opt.n / opt.procs + (opt.n % opt.procs > 0);
+    kids = calloc(opt.procs, sizeof *kids);
+    rep = calloc(opt.procs, sizeof *rep);
+    if (!kids || !rep || pipe(go) < 0)
+        die("idle: %s", strerror(errno));
+    setup_inflight = SETUP_INFLIGHT / opt.procs;
+    if (setup_inflight < 1)
+        setup_inflight = 1;
+    fflush(stdout);
+    for (i = 1; i < opt.procs; i++) {
+        int p[2], share = opt.n / opt.procs + (i < opt.n % opt.procs);
+        pid_t parent = getpid();
+        if (pipe(p) < 0)
+            die("idle: pipe: %s", strerror(errno));
+        kids[i] = fork();
+        if (kids[i] < 0)
+            die("idle: fork: %s", strerror(errno));
+        if (kids[i] == 0) {
+            close(go[1]);
+            close(p[0]);
+            idle_child(share, p[1], go[0], parent);
+        }
+        close(p[1]);
+        rep[i] = p[0];
     }
-    window_open(opt.warm);
-    total = pp_loop(probe, 1, conns, opt.n, &dropped);
+    close(go[0]);
+    conns = calloc(mine + 1, sizeof *conns);
+    held = setup_conns(conns, mine,
+                       t0 + (uint64_t)(10 + mine / 500) * 1000000000u,
+                       idle_confirm, idle_start);
+    for (i = 1; i < opt.procs; i++) {
+        if (read_report(rep[i], 1000 * (15 + opt.n / opt.procs / 500),
+                        &a, &b) < 0) {
+            fprintf(stderr, "loadgen: idle process %d did not report\n", i);
+            errors++;
+            continue;
+        }
+        held += (int)a;
+        errors += b;
+    }
+    setup_s = (now_ns() - t0) / 1e9;
+    fprintf(stderr, "#held %d in %.2fs by %d process%s\n", held, setup_s,
+            opt.procs, opt.procs > 1 ? "es" : "");
+    probe = &conns[mine];
+    if (opt.reconnect) {
+        window_open(opt.warm);
+        total = cn_idle_loop(probe, conns, mine, &dropped);
+    } else {
+        probe->fd = dial_wait(5000);
+        if (probe->fd < 0) {
+            errors++;
+            probe->state = S_DEAD;
+        } else {
+            probe->state = S_READY;
+            ep_add(probe, EPOLLIN);
+        }
+        window_open(opt.warm);
+        total = pp_loop(probe, 1, conns, mine, &dropped);
+    }
     window_hold();
+    /* the run is over: the children let go and report what they saw */
+    close(go[1]);
+    for (i = 1; i < opt.procs; i++) {
+        if (read_report(rep[i], 5000, &a, &b) == 0) {
+            dropped += a;
+            errors += b;
+        }
+        close(rep[i]);
+        if (waitpid(kids[i], NULL, WNOHANG) == 0) {
+            usleep(100000);
+            if (waitpid(kids[i], NULL, WNOHANG) == 0) {
+                kill(kids[i], SIGKILL);
+                waitpid(kids[i], NULL, 0);
+            }
+        }
+    }
     jbegin();
     jout("n", "%d", opt.n);
+    jout("procs", "%d", opt.procs);
+    jout("probe", "\"%s\"", opt.reconnect ? "connect+echo" : "echo");
     jout("held", "%d", held);
     jout("setup_s", "%.2f", setup_s);
     jout("dropped", "%llu", (unsigned long long)dropped);
@@ -1066,7 +1341,7 @@ run_idle(void)
     jout("rps", "%.1f", total / opt.dur);
     jlatency(&lat);
     jend();
-    for (i = 0; i <= opt.n; i++)
+    for (i = 0; i <= mine; i++)
         if (conns[i].fd >= 0)
             close(conns[i].fd);
 }
@@ -1274,7 +1549,7 @@ usage(void)
     fprintf(stderr,
             "usage: loadgen pingpong|connect|udp|stream|idle|fanout TARGET\n"
             "       [-c C] [-d SECS] [-w SECS] [-s BYTES] [-n N] [-m M]\n"
-            "       [-W WINDOW] [-T MS] [-S]\n"
+            "       [-W WINDOW] [-T MS] [-S] [-P PROCS] [-C] [-p 1|2]\n"
             "TARGET: tcp:127.0.0.1:PORT udp:127.0.0.1:PORT unix:PATH "
             "unixdgram:PATH\n");
     exit(2);
@@ -1291,17 +1566,29 @@ main(int argc, char **argv)
     opt.workload = argv[1];
     target_parse(argv[2]);
     optind = 3;
-    while ((ch = getopt(argc, argv, "c:d:w:s:n:m:W:T:S")) != -1) {
+    while ((ch = getopt(argc, argv, "c:d:w:s:n:m:W:T:SP:Cp:A:")) != -1) {
         switch (ch) {
         case 'c': opt.c = atoi(optarg); break;
         case 'd': opt.dur = atof(optarg); break;
         case 'w': opt.warm = atof(optarg); break;
         case 's': opt.size = atoi(optarg); break;
         case 'n': opt.n = atoi(optarg); break;
+        case 'P': opt.procs = atoi(optarg); break;
+        case 'C': opt.reconnect = 1; break;
+        case 'p': opt.proxy = atoi(optarg); break;
         case 'm': opt.m = atoi(optarg); break;
         case 'W': opt.window = atoi(optarg); break;
         case 'T': opt.timeout_ms = atoi(optarg); break;
         case 'S': opt.sync = 1; break;
+        case 'A': {
+            struct target save = tgt;
+
+            target_parse(optarg);
+            tgt2 = tgt;
+            tgt = save;
+            have_tgt2 = 1;
+            break;
+        }
         default: usage();
         }
     }
@@ -1309,7 +1596,11 @@ main(int argc, char **argv)
         usage();
     if (opt.c < 1 || opt.dur <= 0 || opt.dur > 600 || opt.size < 1 ||
         opt.size > RBUF || opt.n < 0 || opt.n > 100000 || opt.m < 0 ||
-        opt.m > 100000 || opt.window < 1 || opt.window > RING / 2)
+        opt.m > 100000 || opt.window < 1 || opt.window > RING / 2 ||
+        opt.procs < 0 || opt.procs > 64 || opt.proxy < 0 || opt.proxy > 2 ||
+        (opt.proxy && strcmp(opt.workload, "connect")) ||
+        (have_tgt2 && (strcmp(opt.workload, "fanout") ||
+                       tgt2.kind != tgt.kind)))
         usage();
     if (opt.warm < 0)
         opt.warm = opt.dur / 10 < 0.5 ? opt.dur / 10 : 0.5;
@@ -1320,6 +1611,24 @@ main(int argc, char **argv)
     if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
         rl.rlim_cur = rl.rlim_max;
         setrlimit(RLIMIT_NOFILE, &rl);
+    }
+    if (getrlimit(RLIMIT_NOFILE, &rl) < 0)
+        rl.rlim_cur = 1024;
+    if (!strcmp(opt.workload, "idle")) {
+        /* each process keeps 64 descriptors spare (probe, epoll, pipes) */
+        long per = rl.rlim_cur == RLIM_INFINITY ? 1L << 30
+                                                : (long)rl.rlim_cur - 64;
+        if (per < 1)
+            die("idle: open-file limit %ld too low", (long)rl.rlim_cur);
+        if (!opt.procs)
+            opt.procs = (int)((opt.n + per - 1) / per);
+        if (opt.procs < 1)
+            opt.procs = 1;
+        if ((opt.n + opt.procs - 1) / opt.procs > per)
+            die("idle: %d connections over %d process%s exceed the "
+                "open-file limit %ld of each: give -P %ld or more", opt.n,
+                opt.procs, opt.procs > 1 ? "es" : "", (long)rl.rlim_cur,
+                (opt.n + per - 1) / per);
     }
     for (i = 0; i < RBUF; i++)
         msg[i] = 'a' + i % 26;

@@ -11,6 +11,9 @@
 #include "internal.h"
 
 #define SS_MAX_SOURCES 65536    /* per-source entries tracked at most */
+#define SS_REFUSAL_SLOTS 256    /* addresses the refusal log remembers */
+
+static void refusals_free(struct ss_server *);
 
 /* An address as a comparable key: IPv4 (also IPv4-mapped IPv6) or IPv6. */
 struct addr_key {
@@ -60,6 +63,21 @@ cidr_match(const struct ss_cidr *c, const struct addr_key *k)
     unsigned char mask = (unsigned char)(0xff << (8 - rest));
 
     return (c->addr[full] & mask) == (k->b[full] & mask);
+}
+
+/* True if the address (IPv4, IPv6 or IPv4-mapped) is in the list. */
+bool
+ss_cidr_list_match(const struct ss_cidr *list, size_t n,
+                   const struct sockaddr *sa, socklen_t len)
+{
+    struct addr_key k = key_of(sa, len);
+
+    if (k.family == 0)
+        return false;
+    for (size_t i = 0; i < n; i++)
+        if (cidr_match(&list[i], &k))
+            return true;
+    return false;
 }
 
 /*
@@ -262,8 +280,11 @@ ss_access_free(struct ss_server *srv)
     }
     free(srv->sources);
     srv->sources = NULL;
+    refusals_free(srv);
     free(srv->acl.allow);
     free(srv->acl.deny);
+    free(srv->proxy.from);
+    srv->proxy.from = NULL;
 }
 
 static bool
@@ -272,34 +293,170 @@ per_source_needed(const struct ss_server *srv)
     return srv->set.max_per_source > 0 || srv->set.rate_limit > 0;
 }
 
+/* ---- the refusal log ----------------------------------------------------- */
+
 /*
- * Logs a refusal, at most one line a second per server (a flood of
- * refused clients must not become a flood of log lines); the next line
- * says how many were not logged.
+ * What the refusal log remembers of one address: when its last line was
+ * written, and how many of its refusals since were not logged.
+ */
+struct refusal_slot {
+    char addr[SS_ADDRSTRLEN];   /* the peer without its port; "" = free */
+    double logged;
+    unsigned long quiet;
+};
+
+/*
+ * The refusal log of one server: a fixed table of the addresses refused
+ * lately, so its memory is bounded whatever the clients do.  Its own lock,
+ * not the server's: lines are written under it, and requests starting and
+ * ending never wait for a log line.
+ */
+struct ss_refusals {
+    pthread_mutex_t lock;
+    struct refusal_slot slot[SS_REFUSAL_SLOTS];
+};
+
+/*
+ * The address part of a peer's text, which the refusal log is kept by:
+ * "1.2.3.4:5" gives "1.2.3.4", "[::1]:5" gives "[::1]"; anything else (a
+ * Unix peer) is kept whole.
+ */
+static void
+peer_address(const char *peer, char *out, size_t size)
+{
+    size_t len = strlen(peer);
+    const char *colon = strrchr(peer, ':');
+
+    if (peer[0] == '[' && strchr(peer, ']') != NULL)
+        len = (size_t)(strchr(peer, ']') - peer) + 1;
+    else if (isdigit((unsigned char)peer[0]) && colon != NULL &&
+             colon == strchr(peer, ':'))
+        len = (size_t)(colon - peer);
+    snprintf(out, size, "%.*s", (int)len, peer);
+}
+
+/* Writes the count of s's refusals not logged, if any (table locked). */
+static void
+refusal_flush(const struct ss_server *srv, struct refusal_slot *s, double now)
+{
+    if (s->quiet == 0)
+        return;
+    ss_log(SS_LOG_INFO, "%s: %s: %lu more refused, not logged", srv->name,
+           s->addr, s->quiet);
+    s->quiet = 0;
+    s->logged = now;
+}
+
+/*
+ * A slot for an address not in the table (table locked): a free one, or
+ * one whose second has passed with nothing left to tell; when every slot
+ * holds an address logged within the last second, the one logged longest
+ * ago is evicted, its count written first.  So when more addresses than
+ * the table holds are refused within one second, each is still named, but
+ * one may then be named more than once in that second.
+ */
+static struct refusal_slot *
+refusal_slot_take(const struct ss_server *srv, struct ss_refusals *r,
+                  double now)
+{
+    struct refusal_slot *oldest = &r->slot[0];
+
+    for (size_t i = 0; i < SS_REFUSAL_SLOTS; i++) {
+        struct refusal_slot *s = &r->slot[i];
+
+        if (s->addr[0] == '\0' || (now - s->logged >= 1.0 && s->quiet == 0))
+            return s;
+        if (s->logged < oldest->logged)
+            oldest = s;
+    }
+    refusal_flush(srv, oldest, now);
+    return oldest;
+}
+
+/* The server's refusal log, made on first use; NULL if out of memory. */
+static struct ss_refusals *
+refusals_of(struct ss_server *srv)
+{
+    struct ss_refusals *r;
+
+    pthread_mutex_lock(&srv->lock);
+    r = srv->refusals;
+    if (r == NULL) {
+        r = calloc(1, sizeof *r);
+        if (r != NULL && pthread_mutex_init(&r->lock, NULL) != 0) {
+            free(r);
+            r = NULL;
+        }
+        srv->refusals = r;
+    }
+    pthread_mutex_unlock(&srv->lock);
+    return r;
+}
+
+/*
+ * Logs a refusal with the client's address, at most one line a second for
+ * each address (a flood of refusals must not become a flood of log lines,
+ * yet every refused address must be named, for an operator or fail2ban).
+ * The refusals of an address within its second are counted instead: the
+ * count comes with that address's next line or, once the second is over,
+ * on a line of its own when any refusal is next logged (or when the server
+ * is freed).  Without memory for the table, every refusal is logged.
  */
 void
 ss_access_log_refusal(struct ss_server *srv, const char *peer,
                       const char *why)
 {
+    struct ss_refusals *r = refusals_of(srv);
+    char addr[SS_ADDRSTRLEN];
+    struct refusal_slot *s = NULL;
     double now = ss_now();
-    unsigned long quiet = 0;
-    bool log = false;
 
-    pthread_mutex_lock(&srv->lock);
-    if (now - srv->refuse_logged >= 1.0) {
-        log = true;
-        quiet = srv->refuse_quiet;
-        srv->refuse_quiet = 0;
-        srv->refuse_logged = now;
-    } else {
-        srv->refuse_quiet++;
-    }
-    pthread_mutex_unlock(&srv->lock);
-    if (log && quiet > 0)
-        ss_log(SS_LOG_INFO, "%s: %s: refused (%s; %lu more refused before, "
-               "not logged)", srv->name, peer, why, quiet);
-    else if (log)
+    if (r == NULL) {
         ss_log(SS_LOG_INFO, "%s: %s: refused (%s)", srv->name, peer, why);
+        return;
+    }
+    peer_address(peer, addr, sizeof addr);
+    pthread_mutex_lock(&r->lock);
+    for (size_t i = 0; i < SS_REFUSAL_SLOTS && s == NULL; i++)
+        if (strcmp(r->slot[i].addr, addr) == 0)
+            s = &r->slot[i];
+    if (s != NULL && now - s->logged < 1.0) {
+        s->quiet++;
+        pthread_mutex_unlock(&r->lock);
+        return;
+    }
+    /* the other addresses' counts whose second is over */
+    for (size_t i = 0; i < SS_REFUSAL_SLOTS; i++)
+        if (&r->slot[i] != s && now - r->slot[i].logged >= 1.0)
+            refusal_flush(srv, &r->slot[i], now);
+    if (s == NULL) {
+        s = refusal_slot_take(srv, r, now);
+        snprintf(s->addr, sizeof s->addr, "%s", addr);
+        s->quiet = 0;
+    }
+    if (s->quiet > 0)
+        ss_log(SS_LOG_INFO, "%s: %s: refused (%s; %lu more from this "
+               "address not logged)", srv->name, peer, why, s->quiet);
+    else
+        ss_log(SS_LOG_INFO, "%s: %s: refused (%s)", srv->name, peer, why);
+    s->quiet = 0;
+    s->logged = now;
+    pthread_mutex_unlock(&r->lock);
+}
+
+/* Writes the counts the refusal log still holds, and frees it. */
+static void
+refusals_free(struct ss_server *srv)
+{
+    struct ss_refusals *r = srv->refusals;
+
+    if (r == NULL)
+        return;
+    for (size_t i = 0; i < SS_REFUSAL_SLOTS; i++)
+        refusal_flush(srv, &r->slot[i], 0);
+    pthread_mutex_destroy(&r->lock);
+    free(r);
+    srv->refusals = NULL;
 }
 
 /*
@@ -314,6 +471,7 @@ ss_access_admit(struct ss_server *srv, struct ss_request *req)
     struct addr_key k;
     bool stream = req->fd >= 0;
     const char *why = NULL;
+    enum ss_refusal reason;
     struct ss_source *s = NULL;
 
     if (srv->acl.nallow == 0 && srv->acl.ndeny == 0 &&
@@ -321,6 +479,7 @@ ss_access_admit(struct ss_server *srv, struct ss_request *req)
         return true;            /* nothing to check or count */
     k = key_of((struct sockaddr *)&req->addr, req->addrlen);
     if (k.family != 0 && !acl_permits(srv, &k, &why)) {
+        ss_stats_refused(srv, SS_REFUSED_ACL);
         ss_access_log_refusal(srv, ss_request_peer(req), why);
         return false;
     }
@@ -328,6 +487,7 @@ ss_access_admit(struct ss_server *srv, struct ss_request *req)
     if (stream && srv->set.max_connections > 0 &&
         srv->nconns >= srv->set.max_connections) {
         why = "max_connections reached";
+        reason = SS_REFUSED_MAX_CONNECTIONS;
         goto out_refuse;
     }
     if (k.family != 0 && per_source_needed(srv)) {
@@ -336,6 +496,7 @@ ss_access_admit(struct ss_server *srv, struct ss_request *req)
         s = source_get(srv, &k, now);
         if (s == NULL) {
             why = "too many sources tracked";
+            reason = SS_REFUSED_MAX_PER_SOURCE;
             goto out_refuse;
         }
         if (srv->set.rate_limit > 0) {
@@ -347,6 +508,7 @@ ss_access_admit(struct ss_server *srv, struct ss_request *req)
             s->stamp = now;
             if (s->tokens < 1) {
                 why = "rate_limit exceeded";
+                reason = SS_REFUSED_RATE_LIMIT;
                 goto out_refuse;
             }
             s->tokens -= 1;
@@ -354,6 +516,7 @@ ss_access_admit(struct ss_server *srv, struct ss_request *req)
         if (stream && srv->set.max_per_source > 0 &&
             s->conns >= (unsigned long)srv->set.max_per_source) {
             why = "max_per_source reached";
+            reason = SS_REFUSED_MAX_PER_SOURCE;
             goto out_refuse;
         }
     }
@@ -367,6 +530,7 @@ ss_access_admit(struct ss_server *srv, struct ss_request *req)
     return true;
 out_refuse:
     pthread_mutex_unlock(&srv->lock);
+    ss_stats_refused(srv, reason);
     ss_access_log_refusal(srv, ss_request_peer(req), why);
     return false;
 }
@@ -392,4 +556,29 @@ ss_access_release(struct ss_server *srv, const struct sockaddr *addr,
         }
     }
     pthread_mutex_unlock(&srv->lock);
+}
+
+/* ---- data connections (conn.c) -------------------------------------------- */
+
+/* True when allow/deny let addr in; else false with *why. */
+bool
+ss_access_permits(const struct ss_server *srv, const struct sockaddr *addr,
+                  socklen_t len, const char **why)
+{
+    struct addr_key k = key_of(addr, len);
+
+    *why = NULL;
+    return k.family == 0 || acl_permits(srv, &k, why);
+}
+
+/* True when a and b are the same IP address (IPv4-mapped IPv6 equal to
+ * its IPv4), ports aside. */
+bool
+ss_addr_same_host(const struct sockaddr *a, socklen_t alen,
+                  const struct sockaddr *b, socklen_t blen)
+{
+    struct addr_key ka = key_of(a, alen), kb = key_of(b, blen);
+
+    return ka.family != 0 && ka.family == kb.family &&
+           memcmp(ka.b, kb.b, sizeof ka.b) == 0;
 }

@@ -142,8 +142,10 @@ ss_server_sendto(struct ss_server *srv, const struct sockaddr *to,
         ssize_t n = sendto(srv->fd, buf, len, MSG_NOSIGNAL | MSG_DONTWAIT, to,
                            tolen);
 
-        if (n >= 0)
+        if (n >= 0) {
+            ss_stats_add(&srv->stats->bytes_out, (size_t)n);
             return 0;
+        }
         if (errno != EINTR)
             return -1;
     }

@@ -36,6 +36,9 @@
 
 #include "internal.h"
 
+/* Idle this long before the loop also wakes for the end of a child. */
+#define REAP_LAZY_MS 20
+
 /* How often children without a pidfd (pidfd_open failed) are looked at. */
 #define UNWATCHED_POLL_MS 100
 
@@ -51,6 +54,7 @@ struct ss_child {
     pid_t pid;
     int pidfd;                  /* >= 0, NOT_YET or NO_PIDFD */
     bool admitted;              /* counted by ss_access_admit */
+    bool counted;               /* active in srv->stats until reaped */
     struct sockaddr_storage addr;
     socklen_t addrlen;
 };
@@ -63,10 +67,12 @@ struct ss_children {
     int ep;                     /* epoll set of the pidfds */
 };
 
+/* The server's children (srv->mode_state), made on first use; only the
+ * serving thread makes them. */
 static struct ss_children *
 children(struct ss_server *srv)
 {
-    struct ss_children *c = srv->children;
+    struct ss_children *c = srv->mode_state;
 
     if (c != NULL)
         return c;
@@ -78,7 +84,9 @@ children(struct ss_server *srv)
         free(c);
         return NULL;
     }
-    srv->children = c;
+    pthread_mutex_lock(&srv->lock);
+    srv->mode_state = c;
+    pthread_mutex_unlock(&srv->lock);
     return c;
 }
 
@@ -126,7 +134,7 @@ find(const struct ss_children *c, pid_t pid)
 
 /* The rest of a reaping, without srv->lock (access has its own lock).
  * Nobody waits on srv->cond for a forking server's slots: its own loop
- * reaps them (ss_fork_wait_below), so no broadcast. */
+ * reaps them (wait_below), so no broadcast. */
 static void
 account(struct ss_server *srv, struct ended *e, size_t n)
 {
@@ -138,6 +146,8 @@ account(struct ss_server *srv, struct ended *e, size_t n)
         if (e[i].k.admitted)
             ss_access_release(srv, (struct sockaddr *)&e[i].k.addr,
                               e[i].k.addrlen);
+        if (e[i].k.counted)
+            ss_stats_ended(srv);
     }
 }
 
@@ -146,10 +156,10 @@ account(struct ss_server *srv, struct ended *e, size_t n)
  * waiting.  Called by the serve loop before it takes a request and by
  * close while it waits.
  */
-void
-ss_fork_collect(struct ss_server *srv)
+static void
+collect(struct ss_server *srv)
 {
-    struct ss_children *c = srv->children;
+    struct ss_children *c = srv->mode_state;
     struct epoll_event ev[COLLECT_BATCH];
     struct ended done[COLLECT_BATCH];
     size_t nd;
@@ -192,10 +202,12 @@ ss_fork_collect(struct ss_server *srv)
 
 /* How many children run (or ended and are not reaped yet).  Only the
  * serving thread adds or removes some. */
-size_t
-ss_fork_count(struct ss_server *srv)
+static size_t
+count(struct ss_server *srv)
 {
-    return srv->children != NULL ? srv->children->n : 0;
+    struct ss_children *c = srv->mode_state;
+
+    return c != NULL ? c->n : 0;
 }
 
 /*
@@ -203,10 +215,10 @@ ss_fork_count(struct ss_server *srv)
  * wakes the loop.  Returns the fd to poll (-1: no child), and in
  * *max_wait_ms how long the loop may sleep before it must look anyway.
  */
-int
-ss_fork_watch_fd(struct ss_server *srv, int *max_wait_ms)
+static int
+watch_fd(struct ss_server *srv, int *max_wait_ms)
 {
-    struct ss_children *c = srv->children;
+    struct ss_children *c = srv->mode_state;
 
     *max_wait_ms = -1;
     if (c == NULL || c->n == 0)         /* only this thread adds some */
@@ -267,6 +279,7 @@ on_child_term(int sig)
     (void)sig;
     if (child_conn >= 0)
         shutdown(child_conn, SHUT_RD);
+    ss_spawn_on_term();                 /* the request's program, if any */
     errno = saved;
 }
 
@@ -300,14 +313,9 @@ run_child(struct ss_server *srv, struct ss_request *req, bool threaded)
         pthread_condattr_init(&ca);
         pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
         pthread_cond_init(&srv->cond, &ca);
-        pthread_mutex_init(&srv->flush_lock, NULL);
         pthread_mutex_init(&req->lock, NULL);
-        pthread_cond_init(&req->drained, NULL);
     }
-    if (srv->flusher_started)
-        srv->flusher_started = false;   /* threads stay in the parent */
-    if (srv->epfd >= 0)
-        srv->epfd = -1;                 /* the parent's flusher's */
+    ss_sendq_forget(srv);               /* its thread stays in the parent */
     if (req->admitted)
         req->admitted = false;          /* the parent counts it */
     sigprocmask(SIG_SETMASK, &none, NULL);  /* the handler's code: none */
@@ -355,6 +363,8 @@ fork_process(struct ss_server *srv, struct ss_request *req)
         k->pidfd = NOT_YET;     /* made if the loop is about to sleep */
         c->not_yet++;
         k->admitted = req->admitted;
+        k->counted = req->counted;
+        req->counted = false;   /* active until the child is reaped */
         if (req->admitted) {
             memcpy(&k->addr, &req->addr, sizeof k->addr);
             k->addrlen = req->addrlen;
@@ -373,16 +383,15 @@ fork_process(struct ss_server *srv, struct ss_request *req)
  * Asks a server's children to end: how 0 sends SIGTERM (a stream child
  * shuts its reading side, a datagram child ends), how 1 SIGKILL.
  */
-void
-ss_fork_signal(struct ss_server *srv, int how)
+static void
+fork_cut(struct ss_server *srv, int how)
 {
-    struct ss_children *c = srv->children;
+    struct ss_children *c;
     int sig = how == 0 ? SIGTERM : SIGKILL;
 
-    if (c == NULL)
-        return;
     pthread_mutex_lock(&srv->lock);
-    for (size_t i = 0; i < c->n; i++) {
+    c = srv->mode_state;
+    for (size_t i = 0; c != NULL && i < c->n; i++) {
         if (c->v[i].pidfd >= 0)
             (void)pidfd_send_signal(c->v[i].pidfd, sig, NULL, 0);
         else
@@ -396,9 +405,8 @@ ss_fork_signal(struct ss_server *srv, int how)
  * deadline (< 0: none) and, if wake, until shutdown is asked.  True when
  * below the limit.
  */
-bool
-ss_fork_wait_below(struct ss_server *srv, long limit, double deadline,
-                   bool wake)
+static bool
+wait_below(struct ss_server *srv, long limit, double deadline, bool wake)
 {
     for (;;) {
         struct pollfd pfd[2] = {
@@ -408,13 +416,13 @@ ss_fork_wait_below(struct ss_server *srv, long limit, double deadline,
         int cap, ms = deadline < 0 ? -1 : ss_ms_until(deadline);
         bool below;
 
-        ss_fork_collect(srv);
+        collect(srv);
         pthread_mutex_lock(&srv->lock);
         below = srv->active < limit;
         pthread_mutex_unlock(&srv->lock);
         if (below || ms == 0 || (wake && atomic_load(&srv->stop)))
             return below;
-        pfd[1].fd = ss_fork_watch_fd(srv, &cap);
+        pfd[1].fd = watch_fd(srv, &cap);
         if (cap >= 0 && (ms < 0 || cap < ms))
             ms = cap;
         (void)poll(pfd, 2, ms);
@@ -427,20 +435,14 @@ static void
 fork_wait(struct ss_server *srv, double deadline)
 {
     if (srv->set.block_on_close)
-        (void)ss_fork_wait_below(srv, 1, deadline, false);
-}
-
-static void
-fork_stop(struct ss_server *srv)
-{
-    (void)srv;
+        (void)wait_below(srv, 1, deadline, false);
 }
 
 /* Frees what the server kept of its children (close has waited). */
-void
-ss_fork_free(struct ss_server *srv)
+static void
+fork_free(struct ss_server *srv)
 {
-    struct ss_children *c = srv->children;
+    struct ss_children *c = srv->mode_state;
 
     if (c == NULL)
         return;
@@ -450,12 +452,72 @@ ss_fork_free(struct ss_server *srv)
     close(c->ep);
     free(c->v);
     free(c);
-    srv->children = NULL;
+    srv->mode_state = NULL;
+}
+
+static long
+fork_max_requests(const struct ss_server *srv)
+{
+    return srv->set.max_children;
+}
+
+/* Python's ForkingMixIn waits for a child at max_children; this loop
+ * reaps them meanwhile. */
+static bool
+fork_wait_slot(struct ss_server *srv)
+{
+    return wait_below(srv, srv->set.max_children, -1, true) &&
+           !atomic_load(&srv->stop);
+}
+
+/*
+ * The serve loop's wait: besides the socket, the end of a child, but
+ * only once the loop has been idle for REAP_LAZY_MS: while requests keep
+ * coming, the next turn's collect reaps the children that ended, and a
+ * wakeup per child would cost about a tenth of the connect rate.
+ */
+static int
+fork_wait_ready(struct ss_server *srv, int timeout_ms, bool watch)
+{
+    int rc, cap = -1, fd;
+
+    if (count(srv) == 0 || timeout_ms == 0)
+        return ss_server_poll(srv, timeout_ms, watch, -1);
+    if (timeout_ms < 0 || timeout_ms > REAP_LAZY_MS) {
+        rc = ss_server_poll(srv, REAP_LAZY_MS, watch, -1);
+        if (rc != 0 || atomic_load(&srv->stop))
+            return rc;
+        if (timeout_ms > 0)
+            timeout_ms -= REAP_LAZY_MS;
+    }
+    fd = watch_fd(srv, &cap);
+    if (cap >= 0 && (timeout_ms < 0 || cap < timeout_ms))
+        timeout_ms = cap;
+    return ss_server_poll(srv, timeout_ms, watch, fd);
+}
+
+/* A connection in a process with no other thread is closed right after
+ * its own child is forked, before any other fork: not tracked, so the
+ * parent writes no bitmap page that its children share. */
+static void
+fork_conn_opened(struct ss_server *srv, int fd)
+{
+    (void)srv;
+    if (!__libc_single_threaded)
+        ss_fd_track(fd);
 }
 
 const struct ss_mode ss_mode_fork = {
     .name = "forking",
+    .bit = SS_MODE_FORKING,
+    .solo = true,
+    .max_requests = fork_max_requests,
+    .wait_slot = fork_wait_slot,
+    .wait_ready = fork_wait_ready,
+    .conn_opened = fork_conn_opened,
     .process = fork_process,
+    .cut = fork_cut,
     .wait = fork_wait,
-    .stop = fork_stop,
+    .free = fork_free,
+    .own_process = true,
 };

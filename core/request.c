@@ -1,19 +1,19 @@
-/* request.c: one request's life (setup -> handle -> finish), its I/O, and
- * the bounded cross-thread sends (ss_send) with their background flusher. */
+/* request.c: one request's life (setup -> handle -> finish) and its I/O;
+ * the cross-thread sends (ss_send) are sendq.c's. */
 #include <errno.h>
-#include <fcntl.h>
 #include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/epoll.h>
-#include <sys/single_threaded.h>
 #include <unistd.h>
 
 #include "internal.h"
+#include "proxy.h"
 
 #define SS_RBUF_SIZE 4096
-#define SS_DEFAULT_BACKLOG (1024 * 1024)
+
+/* Seconds a proxied connection has to send its whole PROXY header. */
+#define SS_PROXY_WAIT 3.0
 
 struct ss_request *
 ss_request_new(struct ss_server *srv, int fd, const struct sockaddr *addr,
@@ -35,21 +35,7 @@ ss_request_new(struct ss_server *srv, int fd, const struct sockaddr *addr,
     memcpy(&req->addr, addr, addrlen);
     req->addrlen = addrlen;
     pthread_mutex_init(&req->lock, NULL);
-    pthread_cond_init(&req->drained, NULL);
     return req;
-}
-
-static void
-queue_drop(struct ss_request *req)
-{
-    struct ss_chunk *c, *next;
-
-    for (c = req->qhead; c != NULL; c = next) {
-        next = c->next;
-        free(c);
-    }
-    req->qhead = req->qtail = NULL;
-    req->queued = 0;
 }
 
 void
@@ -65,12 +51,11 @@ ss_request_release(struct ss_request *req)
 
     if (req == NULL || atomic_fetch_sub(&req->refs, 1) != 1)
         return;
-    queue_drop(req);
+    ss_sendq_drop(req);
     if (req->rbuf_owned)
         free(req->rbuf);
     free(req->wbuf);
     pthread_mutex_destroy(&req->lock);
-    pthread_cond_destroy(&req->drained);
     /* kept for the next request rather than freed: a sync or forking
      * server ends one and takes the next in the same thread, and malloc
      * and free per request cost more than one exchange (in a forking
@@ -139,6 +124,28 @@ unsigned
 ss_request_kind(const struct ss_request *req)
 {
     return req->srv->set.transport->kind;
+}
+
+int
+ss_request_peercred(const struct ss_request *req, pid_t *pid, uid_t *uid,
+                    gid_t *gid)
+{
+    struct ucred cr;
+    struct sockaddr_storage ss;
+    socklen_t len = sizeof ss;
+
+    if (req->fd < 0 || getsockname(req->fd, (struct sockaddr *)&ss,
+                                   &len) < 0 || ss.ss_family != AF_UNIX) {
+        errno = ENOTSUP;
+        return -1;
+    }
+    len = sizeof cr;
+    if (getsockopt(req->fd, SOL_SOCKET, SO_PEERCRED, &cr, &len) < 0)
+        return -1;
+    *pid = cr.pid;
+    *uid = cr.uid;
+    *gid = cr.gid;
+    return 0;
 }
 
 /* ---- reading ---------------------------------------------------------- */
@@ -225,6 +232,27 @@ ss_poll(struct ss_request *req, int timeout_ms)
     return req->srv->set.transport->poll(req, timeout_ms);
 }
 
+/* ---- waiting ---------------------------------------------------------- */
+
+/* The one way a request waits for its I/O: through its mode. */
+int
+ss_request_wait(struct ss_request *req, short events, double deadline)
+{
+    const struct ss_mode *m = req->srv->set.mode;
+
+    return m->wait_io ? m->wait_io(req, req->fd, events, deadline)
+                      : ss_poll_fd(req->fd, events, deadline);
+}
+
+/* When a wait that starts now ends for the server's timeout (-1: none). */
+double
+ss_request_deadline(const struct ss_request *req)
+{
+    double t = req->srv->set.timeout;
+
+    return t > 0 ? ss_now() + t : -1;
+}
+
 /* ---- writing ---------------------------------------------------------- */
 
 int
@@ -237,8 +265,9 @@ ss_write(struct ss_request *req, const void *buf, size_t len)
  * Formats into small when it fits, else into a malloc'd buffer.  Returns
  * the text (small or one to free), its length in *len, or NULL.
  */
-static char *
-vformat(char *small, size_t size, size_t *len, const char *fmt, va_list ap)
+char *
+ss_vformat(char *small, size_t size, size_t *len, const char *fmt,
+           va_list ap)
 {
     va_list ap2;
     char *p = small;
@@ -265,7 +294,7 @@ ss_vprintf(struct ss_request *req, const char *fmt, va_list ap)
     size_t n;
     int rc;
 
-    p = vformat(small, sizeof small, &n, fmt, ap);
+    p = ss_vformat(small, sizeof small, &n, fmt, ap);
     if (p == NULL)
         return -1;
     rc = ss_write(req, p, n);
@@ -286,372 +315,6 @@ ss_printf(struct ss_request *req, const char *fmt, ...)
     return rc;
 }
 
-/* ---- cross-thread sends and the flusher -------------------------------- */
-
-static void *flusher_main(void *);
-
-/* Marks the connection broken: no more sends, its reads and writes end. */
-static void
-kill_locked(struct ss_request *req)
-{
-    req->dead = true;
-    queue_drop(req);
-    if (!req->closed)
-        shutdown(req->fd, SHUT_RDWR);
-    pthread_cond_broadcast(&req->drained);
-}
-
-/* Sends queued bytes without blocking.  Returns 0 when drained, 1 when
- * some remain, -1 on a write error.  Called with req->lock held. */
-static int
-drain_locked(struct ss_request *req)
-{
-    while (req->qhead != NULL) {
-        struct ss_chunk *c = req->qhead;
-        ssize_t n = send(req->fd, c->data + c->off, c->len - c->off,
-                         MSG_DONTWAIT | MSG_NOSIGNAL);
-
-        if (n < 0) {
-            if (errno == EINTR)
-                continue;
-            return errno == EAGAIN ? 1 : -1;
-        }
-        c->off += (size_t)n;
-        req->queued -= (size_t)n;
-        if (c->off == c->len) {
-            req->qhead = c->next;
-            if (req->qhead == NULL)
-                req->qtail = NULL;
-            free(c);
-        }
-    }
-    return 0;
-}
-
-/* Hands the connection to the flusher until its queue drains. */
-static int
-arm_locked(struct ss_request *req)
-{
-    struct ss_server *srv = req->srv;
-    struct epoll_event ev = { .events = EPOLLOUT | EPOLLONESHOT,
-                              .data.ptr = req };
-    int rc = 0;
-
-    if (req->armed)
-        return 0;
-    pthread_mutex_lock(&srv->flush_lock);
-    if (!srv->flusher_started) {
-        pthread_attr_t attr;
-
-        if (srv->epfd < 0)
-            srv->epfd = epoll_create1(EPOLL_CLOEXEC);
-        pthread_attr_init(&attr);
-        pthread_attr_setstacksize(&attr, 64 * 1024);
-        if (srv->epfd < 0 ||
-            pthread_create(&srv->flusher, &attr, flusher_main, srv) != 0)
-            rc = -1;
-        else
-            srv->flusher_started = true;
-        pthread_attr_destroy(&attr);
-    }
-    if (rc == 0) {
-        rc = epoll_ctl(srv->epfd, req->epoll_added ? EPOLL_CTL_MOD
-                                                   : EPOLL_CTL_ADD,
-                       req->fd, &ev);
-        if (rc == 0) {
-            req->epoll_added = true;
-            req->armed = true;
-            ss_request_hold(req);
-        }
-    }
-    pthread_mutex_unlock(&srv->flush_lock);
-    return rc;
-}
-
-/*
- * Requests that ended while registered here: their flusher reference
- * passed to srv->flush_gc, since an event for one may already be in hand.
- * Released between batches, when no event for them can be.
- */
-static void
-release_gc(struct ss_server *srv)
-{
-    struct ss_request *gc, *next;
-
-    pthread_mutex_lock(&srv->flush_lock);
-    gc = srv->flush_gc;
-    srv->flush_gc = NULL;
-    pthread_mutex_unlock(&srv->flush_lock);
-    for (; gc != NULL; gc = next) {
-        next = gc->gc_next;
-        ss_request_release(gc);
-    }
-}
-
-static void *
-flusher_main(void *arg)
-{
-    struct ss_server *srv = arg;
-    struct epoll_event evs[64];
-
-    for (;;) {
-        int n = epoll_wait(srv->epfd, evs, 64, -1);
-
-        if (n < 0) {
-            if (errno == EINTR)
-                continue;
-            ss_log(SS_LOG_ERROR, "%s: flusher: epoll_wait: %s", srv->name,
-                   strerror(errno));
-            return NULL;
-        }
-        for (int i = 0; i < n; i++) {
-            struct ss_request *req = evs[i].data.ptr;
-            bool release = true;
-
-            if (req == NULL)
-                return NULL;    /* ss_request_flush_stop */
-            pthread_mutex_lock(&req->lock);
-            if (!req->armed) {
-                release = false;
-            } else if (req->closed || req->dead) {
-                req->armed = false;
-            } else {
-                int rc = drain_locked(req);
-
-                if (rc < 0) {
-                    kill_locked(req);
-                    req->armed = false;
-                } else if (rc == 0) {
-                    req->armed = false;
-                    pthread_cond_broadcast(&req->drained);
-                } else {
-                    struct epoll_event ev = {
-                        .events = EPOLLOUT | EPOLLONESHOT, .data.ptr = req };
-
-                    if (epoll_ctl(srv->epfd, EPOLL_CTL_MOD, req->fd,
-                                  &ev) == 0) {
-                        release = false;
-                    } else {
-                        kill_locked(req);
-                        req->armed = false;
-                    }
-                }
-            }
-            pthread_mutex_unlock(&req->lock);
-            if (release)
-                ss_request_release(req);
-        }
-        release_gc(srv);
-    }
-}
-
-/* Stops a server's flusher thread and waits for it (at close). */
-void
-ss_request_flush_stop(struct ss_server *srv)
-{
-    int pfd[2];
-    struct epoll_event ev = { .events = EPOLLIN, .data.ptr = NULL };
-
-    pthread_mutex_lock(&srv->flush_lock);
-    if (!srv->flusher_started) {
-        pthread_mutex_unlock(&srv->flush_lock);
-        return;
-    }
-    srv->flusher_started = false;
-    pthread_mutex_unlock(&srv->flush_lock);
-    /* a readable pipe registered with a NULL pointer tells it to exit */
-    if (pipe2(pfd, O_CLOEXEC) < 0) {
-        ss_log(SS_LOG_ERROR, "%s: pipe: %s", srv->name, strerror(errno));
-        return;
-    }
-    if (write(pfd[1], "x", 1) == 1 &&
-        epoll_ctl(srv->epfd, EPOLL_CTL_ADD, pfd[0], &ev) == 0)
-        pthread_join(srv->flusher, NULL);
-    close(pfd[0]);
-    close(pfd[1]);
-    release_gc(srv);
-}
-
-int
-ss_send(struct ss_request *to, const void *buf, size_t len)
-{
-    const char *p = buf;
-    struct ss_chunk *c;
-    size_t limit;
-
-    if (to->fd < 0) {           /* a datagram client: one packet now */
-        return ss_server_sendto(to->srv, (struct sockaddr *)&to->addr,
-                                to->addrlen, buf, len);
-    }
-    pthread_mutex_lock(&to->lock);
-    if (to->closed || to->dead || to->closing)
-        goto out_pipe;
-    if (to->queued == 0 && !to->owner_writing) {
-        while (len > 0) {
-            ssize_t n = send(to->fd, p, len, MSG_DONTWAIT | MSG_NOSIGNAL);
-
-            if (n < 0) {
-                if (errno == EINTR)
-                    continue;
-                if (errno == EAGAIN)
-                    break;
-                kill_locked(to);
-                goto out_pipe;
-            }
-            p += n;
-            len -= (size_t)n;
-        }
-        if (len == 0) {
-            pthread_mutex_unlock(&to->lock);
-            return 0;
-        }
-    }
-    limit = to->srv->max_backlog ? to->srv->max_backlog : SS_DEFAULT_BACKLOG;
-    if (to->queued + len > limit) {
-        kill_locked(to);
-        pthread_mutex_unlock(&to->lock);
-        ss_log(SS_LOG_WARNING, "%s: %s: output backlog over %zu bytes, "
-               "disconnected", to->srv->name, ss_request_peer(to), limit);
-        errno = ENOBUFS;
-        return -1;
-    }
-    c = malloc(sizeof *c + len);
-    if (c == NULL) {
-        kill_locked(to);
-        goto out_pipe;
-    }
-    c->next = NULL;
-    c->len = len;
-    c->off = 0;
-    memcpy(c->data, p, len);
-    if (to->qtail != NULL)
-        to->qtail->next = c;
-    else
-        to->qhead = c;
-    to->qtail = c;
-    to->queued += len;
-    if (!to->owner_writing && arm_locked(to) < 0) {
-        kill_locked(to);
-        goto out_pipe;
-    }
-    pthread_mutex_unlock(&to->lock);
-    return 0;
-out_pipe:
-    pthread_mutex_unlock(&to->lock);
-    errno = EPIPE;
-    return -1;
-}
-
-int
-ss_sendf(struct ss_request *to, const char *fmt, ...)
-{
-    char small[1024], *p;
-    va_list ap;
-    size_t n;
-    int rc;
-
-    va_start(ap, fmt);
-    p = vformat(small, sizeof small, &n, fmt, ap);
-    va_end(ap);
-    if (p == NULL)
-        return -1;
-    rc = ss_send(to, p, n);
-    if (p != small)
-        free(p);
-    return rc;
-}
-
-/*
- * The handler's own blocking write on a stream: waits for queued sends to
- * drain first so bytes keep their order, and holds no lock while blocked.
- */
-int
-ss_stream_write_owned(struct ss_request *req, const void *buf, size_t len)
-{
-    int rc;
-
-    pthread_mutex_lock(&req->lock);
-    while (req->queued > 0 && !req->dead && !req->closed && !req->closing)
-        pthread_cond_wait(&req->drained, &req->lock);
-    if (req->dead || req->closed || req->closing) {
-        pthread_mutex_unlock(&req->lock);
-        errno = EPIPE;
-        return -1;
-    }
-    req->owner_writing = true;
-    pthread_mutex_unlock(&req->lock);
-
-    rc = ss_write_all(req->fd, buf, len);
-
-    pthread_mutex_lock(&req->lock);
-    req->owner_writing = false;
-    if (rc < 0 && !req->dead)
-        kill_locked(req);
-    else if (req->queued > 0 && arm_locked(req) < 0)
-        kill_locked(req);
-    pthread_mutex_unlock(&req->lock);
-    return rc;
-}
-
-/*
- * Sends what other threads queued for this connection before it closes,
- * waiting at most until the deadline.  Returns 0, or -1 if some was lost.
- */
-int
-ss_stream_flush(struct ss_request *req, double wait)
-{
-    double deadline = -1;       /* the clock is read only if it must wait */
-    int rc = 0;
-
-    /* alone in the process (a forked child, a sync server), nothing queued
-     * stays nothing queued: no lock to write (a copied page, in a child) */
-    if (__libc_single_threaded && req->queued == 0)
-        return 0;
-    pthread_mutex_lock(&req->lock);
-    while (req->queued > 0 && !req->dead && !req->closed) {
-        struct pollfd pfd = { .fd = req->fd, .events = POLLOUT };
-        int ms;
-
-        if (deadline < 0)
-            deadline = ss_now() + wait;
-        ms = ss_ms_until(deadline);
-
-        rc = drain_locked(req);
-        if (rc <= 0)
-            break;
-        pthread_mutex_unlock(&req->lock);
-        rc = ms > 0 ? poll(&pfd, 1, ms) : 0;
-        pthread_mutex_lock(&req->lock);
-        if (rc == 0 || (rc < 0 && errno != EINTR)) {
-            rc = -1;
-            break;
-        }
-        rc = 0;
-    }
-    if (rc < 0 && req->queued > 0)
-        kill_locked(req);
-    pthread_mutex_unlock(&req->lock);
-    return rc < 0 ? -1 : 0;
-}
-
-void
-ss_request_close(struct ss_request *req, bool flush)
-{
-    if (req->fd < 0)
-        return;
-    atomic_store(&req->rd_shut, true);
-    pthread_mutex_lock(&req->lock);
-    req->closing = true;
-    if (!req->closed && !req->dead) {
-        if (flush)
-            shutdown(req->fd, SHUT_RD);
-        else
-            kill_locked(req);
-    }
-    pthread_cond_broadcast(&req->drained);
-    pthread_mutex_unlock(&req->lock);
-}
-
 /* ---- the request's life ------------------------------------------------- */
 
 static void
@@ -667,9 +330,138 @@ default_handle_error(struct ss_server *srv, struct ss_request *req)
                ss_request_peer(req), e ? strerror(e) : "handler returned -1");
 }
 
+/* ---- admission and the PROXY header ------------------------------------ */
+
+/*
+ * Whether the request gets in: allow/deny and the limits (ss_access_admit),
+ * then verify_request.  A refusal is logged with the client's address.
+ * For a proxied server it runs once the header has named the client.
+ */
+bool
+ss_request_admit(struct ss_request *req)
+{
+    struct ss_server *srv = req->srv;
+
+    if (!ss_access_admit(srv, req))
+        return false;
+    if (srv->verify != NULL &&
+        !srv->verify(srv, (struct sockaddr *)&req->addr, req->addrlen,
+                     srv->verify_arg)) {
+        ss_stats_refused(srv, SS_REFUSED_VERIFY_REQUEST);
+        ss_access_log_refusal(srv, ss_request_peer(req), "verify_request");
+        return false;
+    }
+    return true;
+}
+
+/* Takes len bytes that a peek has shown are there.  0 or -1. */
+static int
+consume(int fd, size_t len)
+{
+    char sink[512];
+
+    while (len > 0) {
+        ssize_t n = recv(fd, sink, len < sizeof sink ? len : sizeof sink,
+                         MSG_DONTWAIT);
+
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n <= 0)
+            return -1;
+        len -= (size_t)n;
+    }
+    return 0;
+}
+
+/*
+ * Reads the connection's PROXY header, and not one byte past it: bytes
+ * are looked at (MSG_PEEK) and only the header's are taken.  Waits through
+ * the mode, at most SS_PROXY_WAIT seconds in all.  On success the
+ * request's address becomes the one the header carries (a LOCAL header
+ * keeps the connection's).  Returns 0, or -1 after logging why (with the
+ * connection's own address).
+ */
+static int
+proxy_read(struct ss_request *req)
+{
+    struct ss_server *srv = req->srv;
+    unsigned char buf[SS_PROXY_MAX];
+    struct ss_proxy_result res;
+    double deadline = ss_now() + SS_PROXY_WAIT;
+    size_t have = 0;
+    const char *why;
+    char what[256];
+    int r;
+
+    for (;;) {
+        ssize_t n = recv(req->fd, buf + have, sizeof buf - have,
+                         MSG_PEEK | MSG_DONTWAIT);
+
+        if (n > 0) {
+            size_t take;
+
+            r = ss_proxy_parse(buf, have + (size_t)n, srv->set.proxy_versions,
+                               &res);
+            if (r < 0) {
+                snprintf(what, sizeof what, "invalid PROXY header (%s)",
+                         res.why);
+                why = what;
+                goto out_fail;
+            }
+            /* complete: the header's bytes; else all, a header's start */
+            take = r > 0 ? (size_t)r - have : (size_t)n;
+            if (consume(req->fd, take) < 0) {
+                why = "PROXY header: read failed";
+                goto out_fail;
+            }
+            have += take;
+            if (r > 0)
+                break;
+            continue;
+        }
+        if (n == 0) {
+            why = have ? "closed before its PROXY header ended"
+                       : "closed before sending a PROXY header";
+            goto out_fail;
+        }
+        if (errno == EINTR)
+            continue;
+        if (errno != EAGAIN) {
+            snprintf(what, sizeof what, "PROXY header: %s", strerror(errno));
+            why = what;
+            goto out_fail;
+        }
+        r = ss_request_wait(req, POLLIN, deadline);
+        if (r == 0) {
+            snprintf(what, sizeof what, "no complete PROXY header within "
+                     "%g s (%zu bytes came)", SS_PROXY_WAIT, have);
+            why = what;
+            goto out_fail;
+        }
+        if (r < 0) {
+            snprintf(what, sizeof what, "PROXY header: %s", strerror(errno));
+            why = what;
+            goto out_fail;
+        }
+    }
+    if (!res.local && res.srclen > 0) {
+        pthread_mutex_lock(&req->lock);
+        memcpy(&req->addr, &res.src, res.srclen);
+        req->addrlen = res.srclen;
+        atomic_store_explicit(&req->peer_ready, false, memory_order_release);
+        pthread_mutex_unlock(&req->lock);
+    }
+    return 0;
+out_fail:
+    ss_log(SS_LOG_WARNING, "%s: %s: %s; closed", srv->name,
+           ss_request_peer(req), why);
+    return -1;
+}
+
 /*
  * setup -> handle -> finish, as BaseRequestHandler, then the reply or the
- * flush.  The request stays the caller's.
+ * flush.  A proxied connection first gives its PROXY header and is
+ * admitted on the address it carries.  The request stays the caller's.
  */
 void
 ss_request_handle(struct ss_request *req)
@@ -678,6 +470,9 @@ ss_request_handle(struct ss_request *req)
     const struct ss_handler *h = srv->handler;
     int rc = 0;
 
+    if (srv->set.proxy_versions != 0 && req->fd >= 0 &&
+        (proxy_read(req) < 0 || !ss_request_admit(req)))
+        return;
     errno = 0;
     if (h->setup != NULL)
         rc = h->setup(req);
@@ -719,32 +514,24 @@ ss_request_run(struct ss_request *req)
 void
 ss_request_end(struct ss_request *req)
 {
+    if (req->counted) {
+        req->counted = false;
+        ss_stats_ended(req->srv);
+    }
     if (req->admitted) {
         req->admitted = false;
         ss_access_release(req->srv, (struct sockaddr *)&req->addr,
                           req->addrlen);
     }
     if (req->fd >= 0) {
-        struct ss_server *srv = req->srv;
-
         pthread_mutex_lock(&req->lock);
-        if (req->epoll_added) {
-            pthread_mutex_lock(&srv->flush_lock);
-            epoll_ctl(srv->epfd, EPOLL_CTL_DEL, req->fd, NULL);
-            if (req->armed) {
-                /* the flusher may hold an event for it: it releases */
-                req->gc_next = srv->flush_gc;
-                srv->flush_gc = req;
-                req->armed = false;
-            }
-            pthread_mutex_unlock(&srv->flush_lock);
-            req->epoll_added = false;
-        }
+        ss_sendq_detach(req);
         req->closed = true;
-        queue_drop(req);
+        ss_sendq_drop(req);
         ss_fd_untrack(req->fd);
+        if (req->mode_data != NULL && req->srv->set.mode->conn_closing)
+            req->srv->set.mode->conn_closing(req);
         close(req->fd);
-        pthread_cond_broadcast(&req->drained);
         pthread_mutex_unlock(&req->lock);
     }
     ss_request_release(req);

@@ -15,7 +15,6 @@
 #include "internal.h"
 
 #define SS_EMFILE_BACKOFF_MS 100
-#define SS_REAP_LAZY_MS 20      /* forking: idle this long, then reap */
 
 struct ss_server *
 ss_server_new(const char *name, const struct ss_handler *h)
@@ -29,11 +28,15 @@ ss_server_new(const char *name, const struct ss_handler *h)
         free(srv);
         return NULL;
     }
+    if (ss_stats_new(srv) < 0) {
+        free(srv->name);
+        free(srv);
+        return NULL;
+    }
     srv->handler = h;
     ss_settings_defaults(&srv->set);
     srv->fd = -1;
     srv->wake[0] = srv->wake[1] = -1;
-    srv->epfd = -1;
     pthread_condattr_t ca;
 
     pthread_mutex_init(&srv->lock, NULL);
@@ -41,7 +44,6 @@ ss_server_new(const char *name, const struct ss_handler *h)
     pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
     pthread_cond_init(&srv->cond, &ca);
     pthread_condattr_destroy(&ca);
-    pthread_mutex_init(&srv->flush_lock, NULL);
     return srv;
 }
 
@@ -84,6 +86,10 @@ const char *ss_server_mode(const struct ss_server *s)
 {
     return s->set.mode->name;
 }
+bool ss_server_concurrent(const struct ss_server *s)
+{
+    return s->set.mode->max_requests(s) > 1;
+}
 unsigned ss_server_kind(const struct ss_server *s)
 {
     return s->set.transport->kind;
@@ -92,6 +98,42 @@ void *ss_server_state(const struct ss_server *s) { return s->state; }
 const char *ss_server_address(const struct ss_server *s)
 {
     return s->address;
+}
+
+/* The listening (or datagram) socket: a reload's next generation of the
+ * server serves on a duplicate of it. */
+int
+ss_server_fd(const struct ss_server *s)
+{
+    return s->fd;
+}
+
+/* The socket file is another server's from now on: not removed at close
+ * (a reload handed the socket on). */
+void
+ss_server_leave_socket_file(struct ss_server *s)
+{
+    s->worker = true;
+}
+
+/* After serve_forever returned for a shutdown that was not one (the
+ * daemon's reload leaves the main thread): serving may go on. */
+void
+ss_server_resume(struct ss_server *s)
+{
+    char buf[64];
+
+    atomic_store(&s->stop, false);
+    while (s->wake[0] >= 0 && read(s->wake[0], buf, sizeof buf) > 0)
+        ;
+}
+
+/* True when the server's mode is best served from the process's main
+ * thread if it is the only server (struct ss_mode.solo). */
+bool
+ss_server_solo(const struct ss_server *s)
+{
+    return s->set.mode->solo;
 }
 
 long
@@ -145,15 +187,9 @@ ss_server_init(struct ss_server *srv)
 
     if (srv->inited)
         return 0;
-    if (h == NULL || h->handle == NULL) {
-        ss_server_fail(srv, true, srv->section_line, "[%s]: handler has no "
-                       "handle hook", srv->name);
-        return -1;
-    }
-    if (h->abi != SOCKSERV_ABI) {
-        ss_server_fail(srv, true, srv->section_line, "handler \"%s\" built "
-                       "for ABI %d, sockserv has ABI %d",
-                       h->name ? h->name : "?", h->abi, SOCKSERV_ABI);
+    if (h == NULL) {
+        ss_server_fail(srv, true, srv->section_line, "[%s]: no handler",
+                       srv->name);
         return -1;
     }
     if (ss_settings_validate(srv) < 0)
@@ -325,13 +361,37 @@ bind_inet(struct ss_server *srv, int socktype)
     return 0;
 }
 
-int
-ss_server_bind(struct ss_server *srv)
+/* The address the socket is bound to, for ss_server_address. */
+static void
+note_address(struct ss_server *srv)
 {
     struct sockaddr_storage ss;
     socklen_t len = sizeof ss;
-    int socktype = srv->set.transport->kind == SS_STREAM ? SOCK_STREAM
-                                                         : SOCK_DGRAM;
+
+    if (getsockname(srv->fd, (struct sockaddr *)&ss, &len) == 0) {
+        memcpy(&srv->bound_addr, &ss, sizeof ss);
+        srv->bound_len = len;
+    }
+    if (srv->bound_len > offsetof(struct sockaddr_un, sun_path) + 1 ||
+        ss.ss_family != AF_UNIX)
+        ss_addr_format((struct sockaddr *)&ss, len, srv->address,
+                       sizeof srv->address);
+    else
+        snprintf(srv->address, sizeof srv->address, "%s", srv->set.path);
+    srv->bound = true;
+    ss_stats_register(srv);
+}
+
+static int
+socket_type(const struct ss_server *srv)
+{
+    return srv->set.transport->kind == SS_STREAM ? SOCK_STREAM : SOCK_DGRAM;
+}
+
+int
+ss_server_bind(struct ss_server *srv)
+{
+    int socktype = socket_type(srv);
     int rc;
 
     if (srv->bound)
@@ -347,16 +407,101 @@ ss_server_bind(struct ss_server *srv)
                        : bind_inet(srv, socktype);
     if (rc < 0)
         return -1;
-    if (getsockname(srv->fd, (struct sockaddr *)&ss, &len) == 0) {
-        memcpy(&srv->bound_addr, &ss, sizeof ss);
-        srv->bound_len = len;
+    note_address(srv);
+    return 0;
+}
+
+/*
+ * True when fd is a socket this server would have bound: its type, and
+ * its address (a Unix path, or an address host and port resolve to).
+ */
+bool
+ss_server_socket_matches(const struct ss_server *srv, int fd)
+{
+    struct sockaddr_storage ss;
+    socklen_t len = sizeof ss;
+    struct addrinfo *res;
+    char err[256];
+    int type = 0;
+    socklen_t tlen = sizeof type;
+    bool match = false;
+
+    if (getsockopt(fd, SOL_SOCKET, SO_TYPE, &type, &tlen) < 0 ||
+        type != socket_type(srv) ||
+        getsockname(fd, (struct sockaddr *)&ss, &len) < 0)
+        return false;
+    if (srv->set.path != NULL) {
+        const struct sockaddr_un *sun = (const void *)&ss;
+
+        return ss.ss_family == AF_UNIX &&
+               len > offsetof(struct sockaddr_un, sun_path) &&
+               strncmp(sun->sun_path, srv->set.path,
+                       len - offsetof(struct sockaddr_un, sun_path)) == 0 &&
+               strlen(srv->set.path) ==
+                   strnlen(sun->sun_path,
+                           len - offsetof(struct sockaddr_un, sun_path));
     }
-    if (srv->bound_len > 0 && ss.ss_family != AF_UNIX)
-        ss_addr_format((struct sockaddr *)&ss, len, srv->address,
-                       sizeof srv->address);
-    else
-        snprintf(srv->address, sizeof srv->address, "%s", srv->set.path);
-    srv->bound = true;
+    if (srv->set.port <= 0 ||
+        ss_addr_resolve(srv->set.host ? srv->set.host : "127.0.0.1",
+                        srv->set.port, type, &res, err, sizeof err) < 0)
+        return false;
+    for (struct addrinfo *ai = res; ai != NULL && !match; ai = ai->ai_next)
+        match = ai->ai_addrlen == len && memcmp(ai->ai_addr, &ss, len) == 0;
+    freeaddrinfo(res);
+    return match;
+}
+
+/*
+ * Serves on a socket made elsewhere (systemd's socket activation): its
+ * type and family must fit the section; it is listened on if a stream,
+ * made non-blocking, and never unlinked or shut down here (it stays the
+ * caller's).  Init first if not yet.  0 or -1.
+ */
+int
+ss_server_adopt(struct ss_server *srv, int fd)
+{
+    struct sockaddr_storage ss;
+    socklen_t len = sizeof ss;
+    int type = 0, fl;
+    socklen_t tlen = sizeof type;
+
+    if (srv->bound) {
+        errno = EBUSY;
+        return -1;
+    }
+    if (ss_server_init(srv) < 0)
+        return -1;
+    if (getsockopt(fd, SOL_SOCKET, SO_TYPE, &type, &tlen) < 0 ||
+        getsockname(fd, (struct sockaddr *)&ss, &len) < 0) {
+        ss_server_fail(srv, false, 0, "%s: inherited socket %d: %s",
+                       srv->name, fd, strerror(errno));
+        return -1;
+    }
+    if (type != socket_type(srv) ||
+        (ss.ss_family == AF_UNIX) != (srv->set.path != NULL)) {
+        ss_server_fail(srv, false, 0, "%s: inherited socket %d is not a "
+                       "%s socket", srv->name, fd, srv->set.type_name);
+        return -1;
+    }
+    if (pipe2(srv->wake, O_CLOEXEC | O_NONBLOCK) < 0 ||
+        (fl = fcntl(fd, F_GETFL)) < 0 ||
+        fcntl(fd, F_SETFL, fl | O_NONBLOCK) < 0 ||
+        fcntl(fd, F_SETFD, FD_CLOEXEC) < 0) {
+        ss_server_fail(srv, false, 0, "%s: inherited socket %d: %s",
+                       srv->name, fd, strerror(errno));
+        return -1;
+    }
+    srv->fd = fd;
+    ss_fd_track(fd);
+    if (srv->set.transport->bind(srv, (struct sockaddr *)&ss, len) < 0) {
+        ss_server_fail(srv, false, 0, "%s: inherited socket %d: %s",
+                       srv->name, fd, strerror(errno));
+        ss_fd_untrack(fd);
+        srv->fd = -1;
+        return -1;
+    }
+    srv->worker = true;         /* the socket file is not ours to remove */
+    note_address(srv);
     return 0;
 }
 
@@ -370,8 +515,7 @@ int
 ss_server_reopen(struct ss_server *srv)
 {
     int old = srv->fd;
-    int socktype = srv->set.transport->kind == SS_STREAM ? SOCK_STREAM
-                                                         : SOCK_DGRAM;
+    int socktype = socket_type(srv);
 
     if (!srv->bound) {
         errno = EINVAL;
@@ -431,56 +575,14 @@ ss_server_untrack(struct ss_server *srv, struct ss_request *req)
     pthread_mutex_unlock(&srv->lock);
 }
 
-/* A thread or child finished: n slots are free again. */
-void
-ss_server_slot_release(struct ss_server *srv, long n)
-{
-    pthread_mutex_lock(&srv->lock);
-    srv->active -= n;
-    pthread_cond_broadcast(&srv->cond);
-    pthread_mutex_unlock(&srv->lock);
-}
-
 long
 ss_server_max_requests(const struct ss_server *srv)
 {
-    long limit = srv->set.mode == &ss_mode_thread ? srv->set.max_threads
-               : srv->set.mode == &ss_mode_fork ? srv->set.max_children : 1;
+    long limit = srv->set.mode->max_requests(srv);
 
     if (srv->set.max_connections > 0 && srv->set.max_connections > limit)
         limit = srv->set.max_connections;   /* refused ones are fds too */
     return limit;
-}
-
-static long
-slot_limit(const struct ss_server *srv)
-{
-    if (srv->set.mode == &ss_mode_thread)
-        return srv->set.max_threads;
-    if (srv->set.mode == &ss_mode_fork)
-        return srv->set.max_children;
-    return 0;
-}
-
-/* Waits while the mode is at its limit (Python's ForkingMixIn waits for a
- * child at max_children).  False when shutdown came first. */
-static bool
-wait_slot(struct ss_server *srv)
-{
-    long limit = slot_limit(srv);
-    bool ok;
-
-    if (limit == 0)
-        return !atomic_load(&srv->stop);
-    if (srv->set.mode == &ss_mode_fork)     /* this loop reaps them */
-        return ss_fork_wait_below(srv, limit, -1, true) &&
-               !atomic_load(&srv->stop);
-    pthread_mutex_lock(&srv->lock);
-    while (srv->active >= limit && !atomic_load(&srv->stop))
-        pthread_cond_wait(&srv->cond, &srv->lock);
-    ok = !atomic_load(&srv->stop);
-    pthread_mutex_unlock(&srv->lock);
-    return ok;
 }
 
 /* Waits on a condition created with CLOCK_MONOTONIC until deadline.
@@ -510,6 +612,35 @@ ss_server_wait_idle(struct ss_server *srv, double deadline)
     pthread_mutex_unlock(&srv->lock);
 }
 
+/* True while a request runs (a thread, a child, a coroutine). */
+bool
+ss_server_busy(struct ss_server *srv)
+{
+    bool busy;
+
+    pthread_mutex_lock(&srv->lock);
+    busy = srv->active > 0 || srv->running != NULL;
+    pthread_mutex_unlock(&srv->lock);
+    return busy;
+}
+
+/* Waits until fd has events or the deadline (< 0: none) passes, in this
+ * thread: 1 ready, 0 timed out, -1 error.  The blocking modes' wait_io. */
+int
+ss_poll_fd(int fd, short events, double deadline)
+{
+    struct pollfd pfd = { .fd = fd, .events = events };
+
+    for (;;) {
+        int rc = poll(&pfd, 1, deadline < 0 ? -1 : ss_ms_until(deadline));
+
+        if (rc >= 0)
+            return rc > 0 ? 1 : 0;
+        if (errno != EINTR)
+            return -1;
+    }
+}
+
 /*
  * Stage one of cutting what still runs: the reading side of every running
  * connection is shut, so a handler reads what the client already sent and
@@ -524,7 +655,9 @@ ss_server_shutdown_now(struct ss_server *srv)
         if (r->fd >= 0)
             shutdown(r->fd, SHUT_RD);
     pthread_mutex_unlock(&srv->lock);
-    ss_fork_signal(srv, 0);
+    if (srv->set.mode->cut != NULL)
+        srv->set.mode->cut(srv, 0);
+    ss_spawn_cut(srv, 0);
 }
 
 /* Stage two: connections shut both ways (blocked writes return too),
@@ -540,7 +673,9 @@ ss_server_kill_all(struct ss_server *srv)
         }
     }
     pthread_mutex_unlock(&srv->lock);
-    ss_fork_signal(srv, 1);
+    if (srv->set.mode->cut != NULL)
+        srv->set.mode->cut(srv, 1);
+    ss_spawn_cut(srv, 1);
 }
 
 /* ---- serving ------------------------------------------------------------ */
@@ -557,41 +692,31 @@ poll_eintr(struct pollfd *pfd, nfds_t n, int timeout_ms)
 }
 
 /*
- * Waits for the socket or the shutdown pipe, at most timeout_ms (-1: no
- * limit).  Returns 1 when the socket is ready, 0 on timeout or shutdown.
- * A forking server also wakes for the end of a child, but only once it
- * has been idle for SS_REAP_LAZY_MS: while requests keep coming, the next
- * turn's collect reaps the children that ended, and a wakeup per child
- * would cost about a tenth of the connect rate.
+ * Waits for the socket (when watch), the shutdown pipe and extra_fd (-1:
+ * none), at most timeout_ms (-1: no limit).  Returns 1 when the socket is
+ * ready, 0 on timeout, shutdown or extra_fd.
  */
-static int
-wait_ready(struct ss_server *srv, int timeout_ms, bool watch_socket)
+int
+ss_server_poll(struct ss_server *srv, int timeout_ms, bool watch,
+               int extra_fd)
 {
     struct pollfd pfd[3] = {
         { .fd = srv->wake[0], .events = POLLIN },
-        { .fd = watch_socket ? srv->fd : -1, .events = POLLIN },
-        { .fd = -1, .events = POLLIN },     /* forking: a child ended */
+        { .fd = watch ? srv->fd : -1, .events = POLLIN },
+        { .fd = extra_fd, .events = POLLIN },
     };
-    bool children = srv->set.mode == &ss_mode_fork &&
-                    ss_fork_count(srv) > 0 && timeout_ms != 0;
-    int rc, cap = -1;
+    int rc = poll_eintr(pfd, 3, timeout_ms);
 
-    if (children && (timeout_ms < 0 || timeout_ms > SS_REAP_LAZY_MS)) {
-        rc = poll_eintr(pfd, 2, SS_REAP_LAZY_MS);
-        if (rc != 0)
-            goto out;
-        if (timeout_ms > 0)
-            timeout_ms -= SS_REAP_LAZY_MS;
-    }
-    if (children)
-        pfd[2].fd = ss_fork_watch_fd(srv, &cap);
-    if (cap >= 0 && (timeout_ms < 0 || cap < timeout_ms))
-        timeout_ms = cap;
-    rc = poll_eintr(pfd, 3, timeout_ms);
-out:
     if (rc <= 0 || atomic_load(&srv->stop))
         return 0;
     return (pfd[1].revents & (POLLIN | POLLERR | POLLHUP)) ? 1 : 0;
+}
+
+/* The core's wait for a request: the socket or shutdown. */
+int
+ss_server_wait_ready(struct ss_server *srv, int timeout_ms, bool watch)
+{
+    return ss_server_poll(srv, timeout_ms, watch, -1);
 }
 
 /*
@@ -599,8 +724,8 @@ out:
  * the mode.  Returns 1 if one was taken, 0 if none was ready, -1 on an
  * accept error that asks for a pause (EMFILE and its kin).
  */
-static int
-take_request(struct ss_server *srv)
+int
+ss_server_take(struct ss_server *srv)
 {
     struct ss_request *req = srv->set.transport->get_request(srv);
 
@@ -619,17 +744,25 @@ take_request(struct ss_server *srv)
         ss_log(SS_LOG_INFO, "%s: accepting again", srv->name);
         srv->emfile_logged = false;
     }
-    if (!ss_access_admit(srv, req)) {
+    /* a proxied server admits in the request's own run, once its PROXY
+     * header has said who the client is: here, only whether the
+     * connection comes from a proxy it trusts (a Unix socket's file
+     * permissions said so already) */
+    if (srv->set.proxy_versions != 0) {
+        if (srv->proxy.from != NULL &&
+            !ss_cidr_list_match(srv->proxy.from, srv->proxy.nfrom,
+                                (struct sockaddr *)&req->addr,
+                                req->addrlen)) {
+            ss_access_log_refusal(srv, ss_request_peer(req),
+                                  "not in proxy_from");
+            ss_request_end(req);
+            return 1;
+        }
+    } else if (!ss_request_admit(req)) {
         ss_request_end(req);
         return 1;
     }
-    if (srv->verify != NULL &&
-        !srv->verify(srv, (struct sockaddr *)&req->addr, req->addrlen,
-                     srv->verify_arg)) {
-        ss_access_log_refusal(srv, ss_request_peer(req), "verify_request");
-        ss_request_end(req);
-        return 1;
-    }
+    ss_stats_admitted(srv, req);
     srv->set.mode->process(srv, req);
     return 1;
 }
@@ -643,11 +776,16 @@ take_request(struct ss_server *srv)
 static int
 serve_step(struct ss_server *srv, int wait_ms)
 {
+    const struct ss_mode *m = srv->set.mode;
+    int (*wait_ready)(struct ss_server *, int, bool) =
+        m->wait_ready ? m->wait_ready : ss_server_wait_ready;
     int rc;
 
-    if (!wait_slot(srv))
+    if (m->step != NULL)
+        return m->step(srv, wait_ms);
+    if (!m->wait_slot(srv))
         return -1;
-    rc = take_request(srv);
+    rc = ss_server_take(srv);
     if (rc == 0)
         (void)wait_ready(srv, wait_ms, true);
     else if (rc < 0)
@@ -706,6 +844,13 @@ ss_server_shutdown(struct ss_server *srv)
     pthread_mutex_unlock(&srv->lock);
 }
 
+/* The mode's stop: true while something of it still runs. */
+static bool
+stop_mode(struct ss_server *srv)
+{
+    return srv->set.mode->stop != NULL && srv->set.mode->stop(srv);
+}
+
 static void
 close_socket(struct ss_server *srv)
 {
@@ -719,10 +864,12 @@ ss_server_close(struct ss_server *srv)
 {
     double deadline;
     struct stat st;
+    bool busy;
 
     if (srv->closed)
         return;
     srv->closed = true;
+    ss_stats_unregister(srv);
     atomic_store(&srv->stop, true);
     /* a listening socket closes now: new clients are refused at once; a
      * datagram socket stays until the running requests have replied */
@@ -734,22 +881,17 @@ ss_server_close(struct ss_server *srv)
         (void)unlink(srv->unix_path);
     deadline = ss_now() + srv->set.shutdown_timeout;
     srv->set.mode->wait(srv, deadline);
-    pthread_mutex_lock(&srv->lock);
-    bool busy = srv->active > 0 || srv->running != NULL;
-    pthread_mutex_unlock(&srv->lock);
-    if (busy && !srv->set.daemon_threads && srv->set.block_on_close) {
+    if (ss_server_busy(srv) && !srv->set.daemon_threads &&
+        srv->set.block_on_close) {
         ss_log(SS_LOG_INFO, "%s: shutdown_timeout (%gs) passed, closing "
                "running connections", srv->name, srv->set.shutdown_timeout);
         ss_server_shutdown_now(srv);
-        srv->set.mode->wait(srv, ss_now() + 2);
+        srv->set.mode->wait(srv, ss_now() + SS_CUT_GRACE);
         ss_server_kill_all(srv);
-        srv->set.mode->wait(srv, ss_now() + 2);
+        srv->set.mode->wait(srv, ss_now() + SS_CUT_GRACE);
     }
-    srv->set.mode->stop(srv);
-    pthread_mutex_lock(&srv->lock);
-    busy = srv->active > 0 || srv->running != NULL || srv->nthreads > 0;
-    pthread_mutex_unlock(&srv->lock);
-    ss_request_flush_stop(srv);
+    busy = stop_mode(srv) || ss_server_busy(srv);
+    ss_sendq_stop(srv);
     if (!busy && srv->fd >= 0)
         close_socket(srv);
     if (srv->inited && !busy && srv->handler->fini != NULL &&
@@ -759,22 +901,37 @@ ss_server_close(struct ss_server *srv)
     }
 }
 
+/*
+ * Servers whose requests still run when they are freed (daemon_threads,
+ * block_on_close = false): they stay, for those requests, until the
+ * process exits, listed here.
+ */
+static pthread_mutex_t lingering_lock = PTHREAD_MUTEX_INITIALIZER;
+static struct ss_server *lingering;
+
+static void
+linger(struct ss_server *srv)
+{
+    pthread_mutex_lock(&lingering_lock);
+    srv->lingering_next = lingering;
+    lingering = srv;
+    pthread_mutex_unlock(&lingering_lock);
+}
+
 void
 ss_server_free(struct ss_server *srv)
 {
-    bool busy;
-
     if (srv == NULL)
         return;
+    ss_stats_unregister(srv);
     if (srv->bound)
         ss_server_close(srv);
     else if (srv->inited && srv->handler->fini != NULL && !srv->fini_done)
         srv->handler->fini(srv->state);
-    pthread_mutex_lock(&srv->lock);
-    busy = srv->active > 0 || srv->running != NULL || srv->nthreads > 0;
-    pthread_mutex_unlock(&srv->lock);
-    if (busy)
-        return;         /* daemon_threads still running: leave it to exit */
+    if (stop_mode(srv) || ss_server_busy(srv)) {
+        linger(srv);    /* daemon_threads still running: left to exit */
+        return;
+    }
     for (size_t i = 0; i < srv->nopts; i++) {
         free(srv->opts[i].key);
         free(srv->opts[i].value);
@@ -789,14 +946,16 @@ ss_server_free(struct ss_server *srv)
     free(srv->set.deny);
     free(srv->set.socket_mode);
     free(srv->set.socket_owner);
+    free(srv->set.proxy_from);
+    free(srv->config_dir);
     for (int i = 0; i < 2; i++)
         if (srv->wake[i] >= 0)
             close(srv->wake[i]);
-    ss_request_flush_stop(srv);
-    if (srv->epfd >= 0)
-        close(srv->epfd);
-    ss_fork_free(srv);
+    ss_sendq_free(srv);
+    if (srv->set.mode->free != NULL)
+        srv->set.mode->free(srv);
     free(atomic_load(&srv->spare));
+    ss_stats_free(srv);
     free(srv->name);
     free(srv);
 }

@@ -9,45 +9,57 @@
 #include <string.h>
 
 #include "internal.h"
+#include "proxy.h"
 
 enum key_kind { K_TYPE, K_MODE, K_STR, K_PORT, K_LONG, K_SIZE, K_BOOL,
-                K_SECONDS, K_RATE };
+                K_SECONDS, K_RATE, K_PROXY };
 
 struct key {
     const char *name;
     enum key_kind kind;
     size_t off;
     long min, max;
+    unsigned modes;             /* the modes it applies to; 0: every one */
 };
+
+/* Keys of the modes that run a thread or a process per request. */
+#define NOT_EVENT (SS_MODE_SYNC | SS_MODE_THREADING | SS_MODE_FORKING)
 
 #define F(field) offsetof(struct ss_settings, field)
 static const struct key keys[] = {
-    { "type",                K_TYPE,    0, 0, 0 },
-    { "mode",                K_MODE,    0, 0, 0 },
-    { "host",                K_STR,     F(host), 0, 0 },
-    { "port",                K_PORT,    F(port), 0, 65535 },
-    { "path",                K_STR,     F(path), 0, 0 },
-    { "request_queue_size",  K_LONG,    F(request_queue_size), 1, 65535 },
-    { "allow_reuse_address", K_BOOL,    F(allow_reuse_address), 0, 0 },
-    { "allow_reuse_port",    K_BOOL,    F(allow_reuse_port), 0, 0 },
-    { "timeout",             K_SECONDS, F(timeout), 0, 86400 },
-    { "shutdown_timeout",    K_SECONDS, F(shutdown_timeout), 0, 3600 },
-    { "max_children",        K_LONG,    F(max_children), 1, 1000000 },
-    { "daemon_threads",      K_BOOL,    F(daemon_threads), 0, 0 },
-    { "block_on_close",      K_BOOL,    F(block_on_close), 0, 0 },
-    { "max_threads",         K_LONG,    F(max_threads), 1, 1000000 },
-    { "max_spare_threads",   K_LONG,    F(max_spare_threads), 0, 1000000 },
+    { "type",                K_TYPE,    0, 0, 0, 0 },
+    { "mode",                K_MODE,    0, 0, 0, 0 },
+    { "host",                K_STR,     F(host), 0, 0, 0 },
+    { "port",                K_PORT,    F(port), 0, 65535, 0 },
+    { "path",                K_STR,     F(path), 0, 0, 0 },
+    { "request_queue_size",  K_LONG,    F(request_queue_size), 1, 65535, 0 },
+    { "allow_reuse_address", K_BOOL,    F(allow_reuse_address), 0, 0, 0 },
+    { "allow_reuse_port",    K_BOOL,    F(allow_reuse_port), 0, 0, 0 },
+    { "timeout",             K_SECONDS, F(timeout), 0, 86400, 0 },
+    { "shutdown_timeout",    K_SECONDS, F(shutdown_timeout), 0, 3600, 0 },
+    { "max_children",        K_LONG,    F(max_children), 1, 1000000,
+                                        NOT_EVENT },
+    { "daemon_threads",      K_BOOL,    F(daemon_threads), 0, 0, 0 },
+    { "block_on_close",      K_BOOL,    F(block_on_close), 0, 0, 0 },
+    { "max_threads",         K_LONG,    F(max_threads), 1, 1000000,
+                                        NOT_EVENT },
+    { "max_spare_threads",   K_LONG,    F(max_spare_threads), 0, 1000000,
+                                        NOT_EVENT },
     { "thread_stack_size",   K_SIZE,    F(thread_stack_size), 16384,
-                                        1L << 30 },
-    { "max_packet_size",     K_LONG,    F(max_packet_size), 1, 16 << 20 },
-    { "max_connections",     K_LONG,    F(max_connections), 0, 100000000 },
-    { "max_per_source",      K_LONG,    F(max_per_source), 0, 100000000 },
-    { "rate_limit",          K_RATE,    F(rate_limit), 0, 1000000 },
-    { "allow",               K_STR,     F(allow), 0, 0 },
-    { "deny",                K_STR,     F(deny), 0, 0 },
-    { "socket_mode",         K_STR,     F(socket_mode), 0, 0 },
-    { "socket_owner",        K_STR,     F(socket_owner), 0, 0 },
-    { "workers",             K_LONG,    F(workers), 1, 1024 },
+                                        1L << 30, NOT_EVENT },
+    { "coroutine_stack_size", K_SIZE,   F(coroutine_stack_size), 16384,
+                                        1L << 30, SS_MODE_EVENT },
+    { "max_packet_size",     K_LONG,    F(max_packet_size), 1, 16 << 20, 0 },
+    { "max_connections",     K_LONG,    F(max_connections), 0, 100000000, 0 },
+    { "max_per_source",      K_LONG,    F(max_per_source), 0, 100000000, 0 },
+    { "rate_limit",          K_RATE,    F(rate_limit), 0, 1000000, 0 },
+    { "allow",               K_STR,     F(allow), 0, 0, 0 },
+    { "deny",                K_STR,     F(deny), 0, 0, 0 },
+    { "socket_mode",         K_STR,     F(socket_mode), 0, 0, 0 },
+    { "socket_owner",        K_STR,     F(socket_owner), 0, 0, 0 },
+    { "workers",             K_LONG,    F(workers), 1, 1024, 0 },
+    { "proxy_protocol",      K_PROXY,   F(proxy_versions), 0, 0, 0 },
+    { "proxy_from",          K_STR,     F(proxy_from), 0, 0, 0 },
 };
 #undef F
 #define NKEYS (sizeof keys / sizeof keys[0])
@@ -66,8 +78,24 @@ static const struct type_def {
 };
 
 static const struct ss_mode *const modes[] = {
-    &ss_mode_sync, &ss_mode_thread, &ss_mode_fork,
+    &ss_mode_sync, &ss_mode_thread, &ss_mode_fork, &ss_mode_event,
 };
+
+/* The names of the modes in bits, "threading, event", into buf. */
+const char *
+ss_mode_names(unsigned bits, char *buf, size_t size)
+{
+    size_t used = 0;
+
+    buf[0] = '\0';
+    for (size_t i = 0; i < sizeof modes / sizeof modes[0]; i++) {
+        if (!(bits & modes[i]->bit) || used >= size)
+            continue;
+        used += (size_t)snprintf(buf + used, size - used, "%s%s",
+                                 used ? ", " : "", modes[i]->name);
+    }
+    return buf;
+}
 
 void
 ss_settings_defaults(struct ss_settings *s)
@@ -85,6 +113,7 @@ ss_settings_defaults(struct ss_settings *s)
     s->max_threads = 1024;
     s->max_spare_threads = 64;
     s->thread_stack_size = 256 * 1024;
+    s->coroutine_stack_size = 256 * 1024;
     s->max_packet_size = 65507;         /* Python: 8192 */
     s->workers = 1;
 }
@@ -145,7 +174,7 @@ set_core_key(struct ss_server *srv, const struct key *k, const char *value,
             }
         }
         ss_server_fail(srv, true, line, "invalid mode \"%s\" (sync, "
-                       "threading, forking)", value);
+                       "threading, forking, event)", value);
         return -1;
     case K_STR: {
         char *dup = strdup(value);
@@ -185,6 +214,13 @@ set_core_key(struct ss_server *srv, const struct key *k, const char *value,
             ss_server_fail(srv, true, line, "invalid %s \"%s\" (requests "
                            "per second from one address, 0 or none = no "
                            "limit)", k->name, value);
+            return -1;
+        }
+        return 0;
+    case K_PROXY:
+        if (ss_proxy_versions_parse(value, (unsigned *)(void *)field) < 0) {
+            ss_server_fail(srv, true, line, "invalid %s \"%s\" (off, v1, "
+                           "v2, any)", k->name, value);
             return -1;
         }
         return 0;
@@ -404,6 +440,100 @@ validate_access(struct ss_server *srv)
 }
 
 /*
+ * proxy_protocol and proxy_from: stream types only; proxy_from for IP
+ * types (on a Unix socket, the file's permissions say who may connect:
+ * every connection carries a header).  A forked child reads its header,
+ * and the per-source counts live in the parent, so forking takes no
+ * limit that a header's address would have to drive.
+ */
+static int
+validate_proxy(struct ss_server *srv)
+{
+    struct ss_settings *s = &srv->set;
+    static const char *const limits[] = { "max_per_source", "rate_limit",
+                                          "max_connections" };
+    char err[512];
+    int rc = 0;
+
+    if (s->transport->kind != SS_STREAM) {
+        static const char *const both[] = { "proxy_protocol", "proxy_from" };
+
+        for (size_t i = 0; i < 2; i++) {
+            if (core_key_line(srv, both[i]) != 0) {
+                ss_server_fail(srv, true, ss_opt_line(srv, both[i]), "\"%s\" "
+                               "does not apply to type %s (stream types "
+                               "only)", both[i], s->type_name);
+                rc = -1;
+            }
+        }
+        return rc;
+    }
+    if (s->proxy_from != NULL && s->proxy_versions == 0) {
+        ss_server_fail(srv, true, ss_opt_line(srv, "proxy_from"), "\"proxy_"
+                       "from\" needs proxy_protocol = v1, v2 or any");
+        rc = -1;
+    }
+    if (s->proxy_from != NULL && is_unix(s)) {
+        ss_server_fail(srv, true, ss_opt_line(srv, "proxy_from"), "\"proxy_"
+                       "from\" does not apply to type %s (every connection "
+                       "must start with a PROXY header)", s->type_name);
+        rc = -1;
+    }
+    if (s->proxy_versions == 0)
+        return rc;
+    if (!is_unix(s) && ss_proxy_from_parse(s->proxy_from, &srv->proxy.from,
+                                           &srv->proxy.nfrom, err,
+                                           sizeof err) < 0) {
+        ss_server_fail(srv, true, ss_opt_line(srv, "proxy_from"), "invalid "
+                       "proxy_from: %s", err);
+        rc = -1;
+    }
+    if (!s->mode->own_process)
+        return rc;
+    for (size_t i = 0; i < sizeof limits / sizeof *limits; i++) {
+        if (core_key_line(srv, limits[i]) != 0) {
+            ss_server_fail(srv, true, ss_opt_line(srv, limits[i]), "\"%s\" "
+                           "does not apply to mode = %s with "
+                           "proxy_protocol (a child reads the header; the "
+                           "counts are the parent's)", limits[i],
+                           s->mode->name);
+            rc = -1;
+        }
+    }
+    return rc;
+}
+
+/* The handler against the section: its ABI, its type and its mode, each
+ * error on the line of the key it concerns. */
+static int
+check_handler(struct ss_server *srv)
+{
+    const struct ss_handler *h = srv->handler;
+    char err[SS_ERRLEN - 64];
+
+    switch (ss_handler_check(h, srv->set.transport->kind,
+                             srv->set.type_name, srv->set.mode, err,
+                             sizeof err)) {
+    case SS_CHECK_OK:
+        return 0;
+    case SS_CHECK_HANDLER:
+        if (h->handle != NULL)      /* the ABI: name the handler */
+            ss_server_fail(srv, true, srv->section_line, "handler \"%s\": "
+                           "%s", h->name ? h->name : "?", err);
+        else
+            ss_server_fail(srv, true, srv->section_line, "%s", err);
+        return -1;
+    case SS_CHECK_TYPE:
+        ss_server_fail(srv, true, ss_opt_line(srv, "type"), "%s", err);
+        return -1;
+    case SS_CHECK_MODE:
+        ss_server_fail(srv, true, ss_opt_line(srv, "mode"), "%s", err);
+        return -1;
+    }
+    return -1;
+}
+
+/*
  * Checks what no single key can: an address that fits the type, and no
  * handler key left unclaimed (after init).  Reports every problem.
  */
@@ -455,6 +585,8 @@ ss_settings_validate(struct ss_server *srv)
     }
     if (validate_access(srv) < 0)
         rc = -1;
+    if (validate_proxy(srv) < 0)
+        rc = -1;
     if (s->workers > 1 && !is_unix(s)) {
         if (core_key_line(srv, "allow_reuse_port") != 0 &&
             !s->allow_reuse_port) {
@@ -467,15 +599,19 @@ ss_settings_validate(struct ss_server *srv)
     }
     if (core_key_line(srv, "allow_reuse_address") == 0)
         s->allow_reuse_address = s->transport->kind == SS_STREAM;
-    if (!(srv->handler->kinds & s->transport->kind)) {
-        ss_server_fail(srv, true, ss_opt_line(srv, "type"), "handler \"%s\" "
-                       "does not support %s sockets (type = %s)",
-                       srv->handler->name ? srv->handler->name : "?",
-                       s->transport->kind == SS_STREAM ? "stream"
-                                                       : "datagram",
-                       s->type_name);
-        rc = -1;
+    for (size_t i = 0; i < NKEYS; i++) {
+        if (keys[i].modes != 0 && !(keys[i].modes & s->mode->bit) &&
+            srv->set.set_line[i] != 0) {
+            ss_server_fail(srv, true, ss_opt_line(srv, keys[i].name), "\"%s\" "
+                           "does not apply to mode = %s", keys[i].name,
+                           s->mode->name);
+            rc = -1;
+        }
     }
+    if (s->mode->validate != NULL && s->mode->validate(srv) < 0)
+        rc = -1;
+    if (check_handler(srv) < 0)
+        rc = -1;
     return rc;
 }
 
@@ -551,6 +687,44 @@ ss_option_bool(struct ss_server *srv, const char *key, bool def, bool *out)
     return -1;
 }
 
+const char *
+ss_option_each(struct ss_server *srv, const char *prefix, size_t *iter,
+               const char **value)
+{
+    size_t plen = strlen(prefix);
+
+    for (; *iter < srv->nopts; (*iter)++) {
+        struct ss_opt *o = &srv->opts[*iter];
+
+        if (strncmp(o->key, prefix, plen) == 0) {
+            o->claimed = true;
+            (*iter)++;
+            if (value != NULL)
+                *value = o->value;
+            return o->key;
+        }
+    }
+    return NULL;
+}
+
+const char *
+ss_server_config_dir(const struct ss_server *srv)
+{
+    return srv->config_dir;
+}
+
+int
+ss_server_set_config_dir(struct ss_server *srv, const char *dir)
+{
+    char *copy = dir != NULL ? strdup(dir) : NULL;
+
+    if (dir != NULL && copy == NULL)
+        return -1;
+    free(srv->config_dir);
+    srv->config_dir = copy;
+    return 0;
+}
+
 int
 ss_server_errorf(struct ss_server *srv, const char *key, const char *fmt, ...)
 {
@@ -562,4 +736,12 @@ ss_server_errorf(struct ss_server *srv, const char *key, const char *fmt, ...)
     va_end(ap);
     ss_server_fail(srv, true, ss_opt_line(srv, key), "%s", msg);
     return -1;
+}
+
+/* The name of the core's i-th key, NULL past the last (sockserv
+ * --list-keys: the manual's test checks each is documented). */
+const char *
+ss_settings_key_name(size_t i)
+{
+    return i < NKEYS ? keys[i].name : NULL;
 }

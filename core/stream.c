@@ -6,7 +6,6 @@
 #include <poll.h>
 #include <string.h>
 #include <sys/time.h>
-#include <sys/single_threaded.h>
 #include <unistd.h>
 
 #include "internal.h"
@@ -47,7 +46,8 @@ stream_get_request(struct ss_server *srv)
 
     for (;;) {
         len = sizeof ss;
-        fd = accept4(srv->fd, (struct sockaddr *)&ss, &len, SOCK_CLOEXEC);
+        fd = accept4(srv->fd, (struct sockaddr *)&ss, &len, SOCK_CLOEXEC |
+                     (srv->set.mode->nonblocking ? SOCK_NONBLOCK : 0));
         if (fd >= 0)
             break;
         if (errno == EINTR)
@@ -56,17 +56,18 @@ stream_get_request(struct ss_server *srv)
             errno = EAGAIN;
         return NULL;
     }
-    /* tracked, for forked children to close: unless this is a forking
-     * server's process with no other thread, where it is closed right
-     * after its own child is forked, before any other fork */
-    if (srv->set.mode != &ss_mode_fork || !__libc_single_threaded)
-        ss_fd_track(fd);
+    if (srv->set.mode->conn_opened != NULL)
+        srv->set.mode->conn_opened(srv, fd);
+    else
+        ss_fd_track(fd);        /* for forked children to close */
     if (ss.ss_family == AF_INET || ss.ss_family == AF_INET6) {
         int one = 1;
 
         (void)setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
     }
-    if (srv->set.timeout > 0)
+    /* a blocking mode's timeout is the kernel's; a non-blocking mode
+     * keeps deadlines (ss_request_deadline) */
+    if (srv->set.timeout > 0 && !srv->set.mode->nonblocking)
         set_timeouts(fd, srv->set.timeout);
     req = ss_request_new(srv, fd, (struct sockaddr *)&ss, len);
     if (req == NULL) {
@@ -79,22 +80,55 @@ stream_get_request(struct ss_server *srv)
     return req;
 }
 
+/*
+ * Reads what has arrived: a blocking socket waits in the kernel (its
+ * SO_RCVTIMEO says silent too long), a non-blocking one through the mode,
+ * until the server's timeout.  A non-blocking read that came back short
+ * emptied the socket: the next one waits first (for the edge that new
+ * bytes make) instead of asking the kernel for an EAGAIN, unless the mode
+ * saw bytes arrive meanwhile (it clears rd_empty) or the peer's end has
+ * arrived already (rd_hup: a read stops short before the end, whose edge
+ * has come and gone).
+ */
 static ssize_t
 stream_read(struct ss_request *req, void *buf, size_t len)
 {
+    bool nb = req->srv->set.mode->nonblocking;
+    double deadline = 0;
+
     for (;;) {
         ssize_t n;
+        int rc;
 
         if (atomic_load(&req->rd_shut))
             return 0;
-        n = recv(req->fd, buf, len, 0);
-        if (n >= 0)
-            return n;
-        if (errno == EINTR)
-            continue;
-        if (errno == EAGAIN)
-            errno = ETIMEDOUT;          /* SO_RCVTIMEO: silent too long */
-        return -1;
+        if (!req->rd_empty) {
+            n = recv(req->fd, buf, len, 0);
+            if (n >= 0) {
+                req->rd_empty = nb && n > 0 && (size_t)n < len &&
+                                !req->rd_hup;
+                if (n > 0)
+                    ss_stats_add(&req->srv->stats->bytes_in, (size_t)n);
+                return n;
+            }
+            if (errno == EINTR)
+                continue;
+            if (errno != EAGAIN)
+                return -1;
+            if (!nb) {
+                errno = ETIMEDOUT;
+                return -1;
+            }
+        }
+        req->rd_empty = false;
+        if (deadline == 0)
+            deadline = ss_request_deadline(req);
+        rc = ss_request_wait(req, POLLIN, deadline);
+        if (rc <= 0) {
+            if (rc == 0)
+                errno = ETIMEDOUT;
+            return -1;
+        }
     }
 }
 
@@ -104,22 +138,20 @@ stream_write(struct ss_request *req, const void *buf, size_t len)
     return ss_stream_write_owned(req, buf, len);
 }
 
+/* A non-blocking mode's wait is for what comes next (edge-triggered):
+ * what has arrived already is looked for first. */
 static int
 stream_poll(struct ss_request *req, int timeout_ms)
 {
-    struct pollfd pfd = { .fd = req->fd, .events = POLLIN };
-    double deadline = ss_now() + timeout_ms / 1000.0;
+    double deadline = timeout_ms < 0 ? -1 : ss_now() + timeout_ms / 1000.0;
 
-    for (;;) {
-        int rc = poll(&pfd, 1, timeout_ms);
+    if (req->srv->set.mode->nonblocking) {
+        int rc = ss_poll_fd(req->fd, POLLIN, 0);
 
-        if (rc >= 0)
-            return rc > 0 ? 1 : 0;
-        if (errno != EINTR)
-            return -1;
-        if (timeout_ms >= 0)
-            timeout_ms = ss_ms_until(deadline);
+        if (rc != 0 || timeout_ms == 0)
+            return rc;
     }
+    return ss_request_wait(req, POLLIN, deadline);
 }
 
 /* Sends what others queued for this client before the connection closes. */

@@ -1,5 +1,6 @@
 /* chat.c: a multi-user chat room, over streams (threading) or datagrams. */
 #include <errno.h>
+#include <fcntl.h>
 #include <netinet/in.h>
 #include <pthread.h>
 #include <stdbool.h>
@@ -10,15 +11,13 @@
 #include <sys/socket.h>
 #include <sys/un.h>
 #include <time.h>
+#include <unistd.h>
 
-#include "sockserv.h"
+#include "chat.h"
 
-#define CHAT_NICK_MAX    32     /* bytes of UTF-8 */
-#define CHAT_MSG_MAX     1023   /* bytes per delivered message, newline
-                                 * included: clients read with recv(1024) */
-#define CHAT_PROMPT_MAX  512
 #define CHAT_SHOW_MAX    40     /* bytes of a user-typed name quoted back */
 #define CHAT_RBUF        4096
+#define CHAT_MAX_DGRAM   (32 << 20) /* > any max_packet_size (16 MiB) */
 
 /* ---- options ------------------------------------------------------------- */
 
@@ -28,15 +27,6 @@
 #define CHAT_DEF_MAX_MEMBERS     1000
 #define CHAT_DEF_PARTIAL_TIMEOUT 0.05
 #define CHAT_DEF_IDLE_TIMEOUT    300.0
-
-struct chat_opts {
-    size_t max_line;            /* longest accepted line, bytes */
-    size_t max_members;
-    int partial_ms;             /* silence that ends a line without newline */
-    double idle_timeout;        /* datagram members, seconds */
-    char prompt[CHAT_PROMPT_MAX + 1];
-    size_t promptlen;
-};
 
 /* ---- line framing -------------------------------------------------------- */
 
@@ -238,7 +228,7 @@ chat_is_control(uint32_t cp)
  * can break a client's decoder or terminal.  out must hold 3 * len bytes.
  * Returns the bytes written.
  */
-static size_t
+size_t
 chat_utf8_clean(const char *in, size_t len, char *out)
 {
     const unsigned char *s = (const unsigned char *)in;
@@ -300,7 +290,7 @@ chat_is_space_cp(uint32_t cp)
  * character or ':', not starting with '/'.  Returns NULL when valid, else
  * the reason, to show to the user.
  */
-static const char *
+const char *
 chat_nick_check(const char *nick, size_t len)
 {
     const unsigned char *s = (const unsigned char *)nick;
@@ -329,14 +319,14 @@ chat_nick_check(const char *nick, size_t len)
     return NULL;
 }
 
-static char
+char
 chat_lower(char c)
 {
     return c >= 'A' && c <= 'Z' ? (char)(c - 'A' + 'a') : c;
 }
 
 /* True when a and b are the same nickname (ASCII letters ignore case). */
-static bool
+bool
 chat_nick_eq(const char *a, size_t alen, const char *b, size_t blen)
 {
     size_t i;
@@ -486,34 +476,6 @@ chat_parse(const char *line, size_t len, struct chat_cmd *c)
 
 /* ---- the room ------------------------------------------------------------ */
 
-struct chat_member {
-    char nick[CHAT_NICK_MAX + 1];
-    size_t nicklen;
-    bool joined;
-    bool dropped;               /* a delivery failed: being disconnected */
-    bool held;                  /* req is held by the room */
-    char peer[128];             /* the client's address, for logs */
-    struct ss_request *req;     /* a stream member's connection (held) */
-    struct sockaddr_storage addr;   /* a datagram member's address */
-    socklen_t addrlen;
-    double last_seen;           /* a datagram member's last datagram */
-};
-
-struct chat_room;
-typedef int (*chat_deliver_fn)(struct chat_room *, struct chat_member *,
-                               const char *, size_t);
-
-struct chat_room {
-    pthread_mutex_t lock;       /* guards members and their nicknames */
-    struct chat_member **members;
-    size_t n, cap;
-    struct chat_opts opt;
-    bool dgram;
-    char name[64];              /* the server's, for logs */
-    struct ss_server *server;
-    chat_deliver_fn deliver;    /* sends one message to one member */
-};
-
 enum { CHAT_GO_ON, CHAT_QUIT };
 
 static const char chat_help[] =
@@ -603,7 +565,7 @@ chat_deliver_net(struct chat_room *r, struct chat_member *m, const char *buf,
  * member whose delivery fails is over its backlog or gone: it is closed
  * once, logged, and its own thread then leaves the room.
  */
-static void
+void
 chat_send(struct chat_room *r, struct chat_member *m, const char *buf,
           size_t len)
 {
@@ -621,11 +583,8 @@ chat_send(struct chat_room *r, struct chat_member *m, const char *buf,
         ss_request_close(m->req, false);
 }
 
-static void chat_sendf(struct chat_room *, struct chat_member *,
-                       const char *, ...) SS_PRINTF(3, 4);
-
 /* Sends a short formatted message (notices, errors) to m. */
-static void
+void
 chat_sendf(struct chat_room *r, struct chat_member *m, const char *fmt, ...)
 {
     char buf[CHAT_MSG_MAX + 1];
@@ -643,10 +602,7 @@ chat_sendf(struct chat_room *r, struct chat_member *m, const char *fmt, ...)
 }
 
 /* Sends a notice to every member but except (room locked). */
-static void chat_notice(struct chat_room *, struct chat_member *,
-                        const char *, ...) SS_PRINTF(3, 4);
-
-static void
+void
 chat_notice(struct chat_room *r, struct chat_member *except, const char *fmt,
             ...)
 {
@@ -678,7 +634,7 @@ chat_show_len(const char *s, size_t len)
  * member, shown with the sender's nickname, as messages of at most
  * CHAT_MSG_MAX bytes each, cut on character boundaries (room locked).
  */
-static void
+void
 chat_say(struct chat_room *r, struct chat_member *from,
          struct chat_member *to, const char *text, size_t len)
 {
@@ -715,7 +671,7 @@ chat_say(struct chat_room *r, struct chat_member *from,
 }
 
 /* Finds a member by nickname (room locked). */
-static struct chat_member *
+struct chat_member *
 chat_find(struct chat_room *r, const char *nick, size_t len)
 {
     size_t i;
@@ -820,7 +776,7 @@ chat_join(struct chat_room *r, struct chat_member *m, const char *nick,
 {
     struct chat_member *other = chat_find(r, nick, len);
 
-    if (other != NULL) {
+    if (other != NULL || chat_remote_find(r, nick, len) != NULL) {
         ss_log(SS_LOG_INFO, "%s: %s: refused nickname \"%.*s\": taken",
                r->name, m->peer, (int)len, nick);
         chat_sendf(r, m, "error: the nickname \"%.*s\" is taken\n", (int)len,
@@ -845,6 +801,7 @@ chat_join(struct chat_room *r, struct chat_member *m, const char *nick,
     memcpy(m->nick, nick, len);
     m->nick[len] = '\0';
     m->nicklen = len;
+    m->mid = ++r->next_mid;
     if (chat_add(r, m) < 0) {
         if (r->dgram)
             free(m);
@@ -858,8 +815,13 @@ chat_join(struct chat_room *r, struct chat_member *m, const char *nick,
     ss_log(SS_LOG_INFO, "%s: %s joined from %s (%zu online)", r->name,
            m->nick, m->peer, r->n);
     chat_sendf(r, m, "* welcome, %s! %zu online; /list shows who, "
-               "/help the commands\n", m->nick, r->n);
+               "/help the commands\n", m->nick,
+               r->n + chat_bridge_nremote(r));
     chat_notice(r, m, "* %s joined\n", m->nick);
+    if (r->bridge != NULL) {
+        chat_bridge_welcome(r, m);
+        chat_bridge_push(r, CHAT_W_JOIN, m, "", 0, "", 0);
+    }
     return CHAT_GO_ON;
 }
 
@@ -878,6 +840,7 @@ chat_leave_locked(struct chat_room *r, struct chat_member *m,
     ss_log(SS_LOG_INFO, "%s: %s left (%s, %zu online)", r->name, m->nick, why,
            r->n);
     chat_notice(r, m, "* %s left (%s)\n", m->nick, why);
+    chat_bridge_push(r, CHAT_W_LEAVE, m, "", 0, why, strlen(why));
 }
 
 /* A line from a client that has no nickname yet (room locked). */
@@ -915,21 +878,25 @@ static void
 chat_list(struct chat_room *r, struct chat_member *m)
 {
     char buf[CHAT_MSG_MAX + 1];
-    int n = snprintf(buf, sizeof buf, "* %zu online:", r->n);
+    size_t nremote = chat_bridge_nremote(r);
+    int n = snprintf(buf, sizeof buf, "* %zu online:", r->n + nremote);
     size_t len = n > 0 ? (size_t)n : 0, i;
 
-    for (i = 0; i < r->n; i++) {
-        struct chat_member *x = r->members[i];
+    for (i = 0; i < r->n + nremote; i++) {
+        const char *nick = i < r->n ? r->members[i]->nick
+                                    : chat_bridge_remote(r, i - r->n)->nick;
+        size_t nicklen = i < r->n ? r->members[i]->nicklen
+                                  : chat_bridge_remote(r, i - r->n)->nicklen;
 
-        if (len + 1 + x->nicklen + 1 > CHAT_MSG_MAX) {
+        if (len + 1 + nicklen + 1 > CHAT_MSG_MAX) {
             buf[len++] = '\n';
             chat_send(r, m, buf, len);
             memcpy(buf, "*", 1);
             len = 1;
         }
         buf[len++] = ' ';
-        memcpy(buf + len, x->nick, x->nicklen);
-        len += x->nicklen;
+        memcpy(buf + len, nick, nicklen);
+        len += nicklen;
     }
     buf[len++] = '\n';
     chat_send(r, m, buf, len);
@@ -953,13 +920,15 @@ chat_rename(struct chat_room *r, struct chat_member *m, const char *nick,
         return;
     }
     other = chat_find(r, nick, len);
-    if (other != NULL && other != m) {
+    if ((other != NULL && other != m) ||
+        (other == NULL && chat_remote_find(r, nick, len) != NULL)) {
         ss_log(SS_LOG_INFO, "%s: %s: refused nickname \"%.*s\": taken",
                r->name, m->nick, (int)len, nick);
         chat_sendf(r, m, "error: the nickname \"%.*s\" is taken\n", (int)len,
                    nick);
         return;
     }
+    chat_bridge_push(r, CHAT_W_NICK, m, nick, len, "", 0);
     memcpy(old, m->nick, m->nicklen + 1);
     memcpy(m->nick, nick, len);
     m->nick[len] = '\0';
@@ -990,10 +959,14 @@ chat_input(struct chat_room *r, struct chat_member *m, const char *line,
         break;
     case CHAT_OP_ROOM:
         chat_say(r, m, NULL, c.text, c.textlen);
+        chat_bridge_push(r, CHAT_W_MSG, m, "", 0, c.text, c.textlen);
         break;
     case CHAT_OP_PRIVATE:
         to = chat_find(r, c.nick, c.nicklen);
-        if (to == NULL)
+        if (to == NULL && chat_remote_find(r, c.nick, c.nicklen) != NULL)
+            chat_bridge_push(r, CHAT_W_PRIV, m, c.nick, c.nicklen, c.text,
+                             c.textlen);
+        else if (to == NULL)
             chat_sendf(r, m, "error: no user \"%.*s\" online; message not "
                        "sent\n", chat_show_len(c.nick, c.nicklen), c.nick);
         else
@@ -1046,6 +1019,15 @@ chat_event(struct chat_room *r, struct chat_member *m, enum chat_ev ev,
         chat_toolong(r, m, len);
     pthread_mutex_unlock(&r->lock);
     return rc;
+}
+
+double
+chat_now(void)
+{
+    struct timespec ts;
+
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
 }
 
 /* ---- datagram room ------------------------------------------------------- */
@@ -1134,15 +1116,6 @@ out_framer:
     chat_framer_free(&f);
 }
 
-static double
-chat_now(void)
-{
-    struct timespec ts;
-
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
-
 static void
 chat_service(struct ss_server *s, void *arg)
 {
@@ -1157,21 +1130,44 @@ chat_service(struct ss_server *s, void *arg)
     chat_outbox_send(r, &box);
 }
 
+/*
+ * Serves one datagram, handled whole: the buffer grows to the datagram's
+ * size, which the core has already bounded by max_packet_size (at most
+ * CHAT_MAX_DGRAM).  One that cannot be held whole (no memory) is dropped
+ * and logged, never cut short.
+ */
 static int
 chat_handle_dgram(struct ss_request *req, struct chat_room *r)
 {
     socklen_t alen = 0;
     const struct sockaddr *addr = ss_request_addr(req, &alen);
-    size_t cap = 65536, len = 0;
-    char *buf = malloc(cap);
+    size_t cap = CHAT_RBUF, len = 0;
+    char *buf = malloc(cap), *more;
     ssize_t n;
 
     if (buf == NULL)
-        return -1;
-    while (len < cap && (n = ss_read(req, buf + len, cap - len)) > 0)
+        goto out_drop;
+    while ((n = ss_read(req, buf + len, cap - len)) > 0) {
         len += (size_t)n;
+        if (len < cap)
+            continue;
+        if (cap >= CHAT_MAX_DGRAM)
+            goto out_drop;      /* past any max_packet_size: not whole */
+        more = realloc(buf, cap * 2);
+        if (more == NULL)
+            goto out_drop;
+        buf = more;
+        cap *= 2;
+    }
     chat_dgram_packet(r, addr, alen, ss_request_peer(req), buf, len,
                       chat_now());
+    free(buf);
+    return 0;
+out_drop:
+    ss_log(SS_LOG_WARNING, "%s: %s: datagram of %zu bytes or more cannot "
+           "be held whole (%s), dropped", r->name, ss_request_peer(req),
+           len, cap < CHAT_MAX_DGRAM ? strerror(ENOMEM) :
+           "over the largest max_packet_size");
     free(buf);
     return 0;
 }
@@ -1198,6 +1194,7 @@ chat_handle_stream(struct ss_request *req, struct chat_room *r)
         chat_framer_init(&f, r->opt.max_line) < 0)
         goto out_free;
     m->req = req;
+    chat_bridge_start(r);
     snprintf(m->peer, sizeof m->peer, "%s", ss_request_peer(req));
     chat_send(r, m, r->opt.prompt, r->opt.promptlen);
     while (!quit) {
@@ -1338,7 +1335,6 @@ chat_prompt_option(struct ss_server *s, struct chat_opts *o)
 static int
 chat_init(struct ss_server *s, void **state)
 {
-    const char *mode = ss_server_mode(s);
     bool dgram = ss_server_kind(s) == SS_DGRAM;
     long max_line = 0, backlog = 0, members = 0;
     double partial = 0, idle = 0;
@@ -1369,16 +1365,15 @@ chat_init(struct ss_server *s, void **state)
     if (r == NULL)
         return -1;
     bad |= chat_prompt_option(s, &r->opt);
-    if (mode != NULL && strcmp(mode, "forking") == 0)
+    bad |= chat_redis_options(s, dgram, &r->bridge);
+    /* forking is not in .modes: the room is state all members share */
+    if (!dgram && !ss_server_concurrent(s))
         bad |= ss_server_errorf(s, "mode", "chat cannot run with mode = "
-                                "forking: the room is state shared by all "
-                                "members, and forked processes share "
-                                "nothing (use mode = threading)");
-    else if (!dgram && mode != NULL && strcmp(mode, "sync") == 0)
-        bad |= ss_server_errorf(s, "mode", "chat cannot run with mode = "
-                                "sync on a stream: sync serves one member at "
-                                "a time (use mode = threading)");
+                                "%s on a stream: it serves one member at a "
+                                "time (use mode = threading or event)",
+                                ss_server_mode(s));
     if (bad != 0) {
+        chat_bridge_free(r->bridge);
         free(r);
         return -1;
     }
@@ -1393,12 +1388,15 @@ chat_init(struct ss_server *s, void **state)
     r->deliver = chat_deliver_net;
     snprintf(r->name, sizeof r->name, "%s", ss_server_name(s));
     if (pthread_mutex_init(&r->lock, NULL) != 0) {
+        chat_bridge_free(r->bridge);
         free(r);
         return -1;
     }
     ss_server_set_max_backlog(s, (size_t)backlog);
     if (dgram)
         ss_server_set_service_actions(s, chat_service, r);
+    else if (r->bridge != NULL)
+        ss_server_set_service_actions(s, chat_bridge_service, r);
     *state = r;
     return 0;
 }
@@ -1411,6 +1409,7 @@ chat_fini(void *state)
 
     if (r == NULL)
         return;
+    chat_bridge_free(r->bridge);    /* joins its thread: chat.so may go */
     /* stream members left before their handlers returned */
     for (i = 0; r->dgram && i < r->n; i++)
         free(r->members[i]);
@@ -1427,4 +1426,7 @@ SOCKSERV_HANDLER = {
     .init = chat_init,
     .fini = chat_fini,
     .handle = chat_handle,
+    .size = sizeof(struct ss_handler),
+    /* not forking: the room is state shared by all its members */
+    .modes = SS_MODE_SYNC | SS_MODE_THREADING | SS_MODE_EVENT,
 };

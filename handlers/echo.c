@@ -101,4 +101,7 @@ SOCKSERV_HANDLER = {
     .init = echo_init,
     .fini = echo_fini,
     .handle = echo_handle,
+    .size = sizeof(struct ss_handler),
+    .modes = SS_MODE_SYNC | SS_MODE_THREADING | SS_MODE_FORKING |
+             SS_MODE_EVENT,
 };

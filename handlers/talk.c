@@ -124,13 +124,14 @@ static int
 talk_ms_left(const struct timespec *deadline)
 {
     struct timespec now;
-    long long ms;
+    long long ns, ms;
 
     clock_gettime(CLOCK_MONOTONIC, &now);
-    ms = (long long)(deadline->tv_sec - now.tv_sec) * 1000 +
-         (deadline->tv_nsec - now.tv_nsec) / 1000000;
-    if (ms <= 0)
+    ns = (long long)(deadline->tv_sec - now.tv_sec) * 1000000000 +
+         (deadline->tv_nsec - now.tv_nsec);
+    if (ns <= 0)
         return 0;
+    ms = (ns + 999999) / 1000000;   /* up: 0 only once the deadline passed */
     return ms > 86400000 ? 86400000 : (int)ms;
 }
 
@@ -501,33 +502,25 @@ talk_handle(struct ss_request *req)
 }
 
 /*
- * Reads the options and refuses a mode in which clients cannot meet:
+ * Reads the options.  The modes in which clients can meet are in .modes:
  * sync serves one client at a time and forking puts each client in a
- * process of its own, so only threading can pair them.
+ * process of its own, so only threading and event can pair them.
  */
 static int
 talk_init(struct ss_server *s, void **state)
 {
-    const char *mode = ss_server_mode(s);
     struct talk *t;
     double wait;
     long backlog;
     int rc = 0;
 
-    /* Every option is read, so each bad one is reported, then the mode. */
+    /* Every option is read, so each bad one is reported. */
     if (ss_option_double(s, "wait_timeout", TALK_WAIT_DEF, 0, 86400,
                          &wait) < 0)
         rc = -1;
     if (ss_option_long(s, "max_backlog", TALK_BACKLOG_DEF, 1024,
                        1024L * 1024 * 1024, &backlog) < 0)
         rc = -1;
-    if (!mode || strcmp(mode, "threading") != 0)
-        rc = ss_server_errorf(s, "mode",
-            "talk needs mode = threading, not \"%s\": %s", mode ? mode : "",
-            mode && strcmp(mode, "forking") == 0 ?
-            "a forked client lives in its own process, so the two sides "
-            "of a pair could not relay to each other" :
-            "one client at a time could never meet a partner");
     if (rc < 0)
         return -1;
     t = calloc(1, sizeof *t);
@@ -565,4 +558,6 @@ SOCKSERV_HANDLER = {
     .init = talk_init,
     .fini = talk_fini,
     .handle = talk_handle,
+    .size = sizeof(struct ss_handler),
+    .modes = SS_MODE_THREADING | SS_MODE_EVENT,
 };

@@ -20,7 +20,6 @@
 
 #include "support/daemon.h"
 
-#define SEED_DIR SS_SOURCE_DIR "/../shared/seed_clients/"
 #define WAIT_MS 5000            /* bound on anything that should be quick */
 
 #define ROOM_INI                                                          \
@@ -191,10 +190,14 @@ cl_close(struct cl *c)
     c->fd = -1;
 }
 
+/* The suite runs twice: its servers in threading, then in event mode. */
+static const char *run_mode = "threading";
+
 static void
 start(const char *ini, int nservers)
 {
-    assert_int_equal(ssd_start(&t.d, ini, nservers, NULL), 0);
+    assert_int_equal(ssd_start(&t.d, ssd_ini_mode(ini, run_mode), nservers,
+                               NULL), 0);
     t.started = true;
 }
 
@@ -689,8 +692,8 @@ test_chat_config_errors(void **unused)
     (void)unused;
     expect_config_error("[chat]\nhandler = chat\ntype = tcp\n"
                         "mode = forking\nhost = 127.0.0.1\nport = 0\n",
-                        ":4: chat cannot run with mode = forking: the room "
-                        "is state shared by all members");
+                        ":4: handler \"chat\" does not run in mode = "
+                        "forking (it runs in sync, threading, event)");
     expect_config_error("[chat]\nhandler = chat\ntype = udp\n"
                         "mode = forking\nhost = 127.0.0.1\nport = 0\n",
                         "mode = forking");
@@ -827,6 +830,83 @@ test_chat_udp_room(void **unused)
     assert_false(ssd_log_has(&t.d, "hello udp"));
 }
 
+/*
+ * Sends one datagram of size bytes from a (joined as alice): a line too
+ * long for max_line, then a last line that starts past byte 65,536 when
+ * size allows.  Handled whole, the long line is reported with its whole
+ * length and the last line reaches b.
+ */
+static void
+big_datagram_case(int a, int b, size_t size)
+{
+    static const char tail[] = "the last line of a big datagram";
+    size_t first = size - sizeof tail;      /* its newline: one byte */
+    char *dgram = malloc(size), expect[128];
+
+    assert_non_null(dgram);
+    memset(dgram, 'x', first);
+    dgram[first] = '\n';
+    memcpy(dgram + first + 1, tail, sizeof tail - 1);
+    assert_int_equal(send(a, dgram, size, 0), (ssize_t)size);
+    free(dgram);
+    snprintf(expect, sizeof expect, "error: line too long (%zu bytes, "
+             "max_line is 4096); discarded", first);
+    assert_true(dg_wait(a, expect, NULL, 0));
+    assert_true(dg_wait(b, "alice: the last line of a big datagram\n", NULL,
+                        0));
+    snprintf(expect, sizeof expect, "alice: line of %zu bytes over "
+             "max_line, discarded", first);
+    assert_true(ssd_log_wait(&t.d, expect, WAIT_MS));
+}
+
+/* Joins a and b to the datagram room at addr as alice and bob. */
+static void
+dg_join_two(const char *addr, int *a, int *b)
+{
+    *a = ssd_dgram(addr);
+    *b = ssd_dgram(addr);
+    assert_true(*a >= 0 && *b >= 0);
+    cl_wrap(*a);
+    cl_wrap(*b);
+    dg_send(*a, "alice");
+    assert_true(dg_wait(*a, "* welcome, alice!", NULL, 0));
+    dg_send(*b, "bob");
+    assert_true(dg_wait(*b, "* welcome, bob!", NULL, 0));
+}
+
+/*
+ * max_packet_size = 100000: a datagram over 64 KiB is handled whole, never
+ * cut short.  A udp datagram cannot be that large (65,507 bytes of IPv4
+ * payload; the kernel refuses to send more), so the largest one there
+ * is, and unix-dgram carries the 70,000 bytes.
+ */
+static void
+test_chat_big_datagram_whole(void **unused)
+{
+    char big[70000];
+    int a, b;
+
+    (void)unused;
+    start("[chatu]\nhandler = chat\ntype = udp\nmode = threading\n"
+          "host = 127.0.0.1\nport = 0\nmax_packet_size = 100000\n"
+          "[chatx]\nhandler = chat\ntype = unix-dgram\nmode = threading\n"
+          "path = @DIR@/chat.sock\nmax_packet_size = 100000\n", 2);
+    dg_join_two(ssd_addr(&t.d, "chatu"), &a, &b);
+    memset(big, 'x', sizeof big);
+    if (send(a, big, sizeof big, 0) == (ssize_t)sizeof big) {
+        /* a kernel that sends it: the daemon must take it whole */
+        assert_true(dg_wait(a, "error: line too long (70000 bytes", NULL,
+                            0));
+    } else {
+        assert_int_equal(errno, EMSGSIZE);
+        fprintf(stderr, "udp: a 70000-byte datagram cannot be sent "
+                "(EMSGSIZE); the largest, 65507 bytes, instead\n");
+    }
+    big_datagram_case(a, b, 65507);
+    dg_join_two(ssd_addr(&t.d, "chatx"), &a, &b);
+    big_datagram_case(a, b, 70000);
+}
+
 /* Members silent for idle_timeout are dropped by the server on its own. */
 static void
 test_chat_udp_idle_timeout(void **unused)
@@ -850,17 +930,19 @@ test_chat_udp_idle_timeout(void **unused)
     assert_true(ssd_log_wait(&t.d, "alice left (idle", WAIT_MS));
 }
 
-/* ---- the tutorial's chat client ------------------------------------------ */
+/* ---- chat clients with a sending and a receiving thread ------------------- */
 
-/* Runs python3 -u SEED_DIR/chat_client_4_2.py on port with its stdin and
- * stdout (and stderr) on pipes. */
+/* Runs python3 -u PATH on port with its stdin and stdout (and stderr) on
+ * pipes. */
 static pid_t
-spawn_seed(int port, struct cl **in, struct cl **out)
+spawn_client(const char *path, int port, struct cl **in, struct cl **out)
 {
     int pin[2], pout[2];
     char portstr[16];
     pid_t pid;
 
+    if (access(path, R_OK) != 0)
+        fail_msg("%s: %s", path, strerror(errno));
     assert_int_equal(pipe2(pin, O_CLOEXEC), 0);
     assert_int_equal(pipe2(pout, O_CLOEXEC), 0);
     snprintf(portstr, sizeof portstr, "%d", port);
@@ -872,8 +954,7 @@ spawn_seed(int port, struct cl **in, struct cl **out)
         dup2(pin[0], 0);
         dup2(pout[1], 1);
         dup2(pout[1], 2);
-        execlp("python3", "python3", "-u", SEED_DIR "chat_client_4_2.py",
-               (char *)NULL);
+        execlp("python3", "python3", "-u", path, (char *)NULL);
         _exit(127);
     }
     close(pin[0]);
@@ -885,24 +966,24 @@ spawn_seed(int port, struct cl **in, struct cl **out)
     return pid;
 }
 
+/*
+ * Two users of the client DIR/SCRIPT, typing lines that it sends without
+ * their newline: the nickname prompt, private messages both ways in UTF-8
+ * (NICK:text), a line to the room; neither client breaks.
+ */
 static void
-test_chat_seed_clients(void **unused)
+chat_clients_case(const char *dir, const char *script)
 {
     struct cl *ain, *aout, *bin, *bout;
-    char seen[16384];
+    char path[512], seen[16384];
 
-    (void)unused;
-    if (access(SEED_DIR "chat_client_4_2.py", R_OK) != 0) {
-        fprintf(stderr, "%s: not found: the seed clients are expected in "
-                "shared/ beside the checkout\n", SEED_DIR "chat_client_4_2.py");
-        fail();
-    }
+    snprintf(path, sizeof path, "%s%s", dir, script);
     start(ROOM_INI, 1);
-    spawn_seed(ssd_port(&t.d, "chat"), &ain, &aout);
+    spawn_client(path, ssd_port(&t.d, "chat"), &ain, &aout);
     cl_expect(aout, "Please enter your nickname: ");
     cl_send(ain, "alice\n");
     cl_expect(aout, "* welcome, alice!");
-    spawn_seed(ssd_port(&t.d, "chat"), &bin, &bout);
+    spawn_client(path, ssd_port(&t.d, "chat"), &bin, &bout);
     cl_expect(bout, "Please enter your nickname: ");
     cl_send(bin, "\xE5\xB0\x8F\xE6\x98\x8E\n");            /* 小明 */
     cl_expect(bout, "* welcome, \xE5\xB0\x8F\xE6\x98\x8E!");
@@ -920,6 +1001,30 @@ test_chat_seed_clients(void **unused)
     assert_null(strstr(seen, "Traceback"));
     cl_fill(aout, 0);
     assert_null(memmem(aout->buf, aout->len, "Traceback", 9));
+}
+
+/* The project's own chat client (tests/clients/), always. */
+static void
+test_chat_project_client(void **unused)
+{
+    (void)unused;
+    chat_clients_case(ssd_clients_dir(), "chat_client.py");
+}
+
+/* The tutorial's chat client, unchanged, when ../shared/seed_clients is
+ * there. */
+static void
+test_chat_seed_clients(void **unused)
+{
+    bool required;
+    const char *dir = ssd_seed_dir(&required);
+
+    (void)unused;
+    if (dir == NULL && required)
+        fail();
+    if (dir == NULL)
+        skip();
+    chat_clients_case(dir, "chat_client_4_2.py");
 }
 
 int
@@ -956,10 +1061,18 @@ main(void)
         cmocka_unit_test_setup_teardown(test_chat_udp_room, setup, teardown),
         cmocka_unit_test_setup_teardown(test_chat_udp_idle_timeout, setup,
                                         teardown),
+        cmocka_unit_test_setup_teardown(test_chat_big_datagram_whole, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(test_chat_project_client, setup,
+                                        teardown),
         cmocka_unit_test_setup_teardown(test_chat_seed_clients, setup,
                                         teardown),
     };
 
     signal(SIGPIPE, SIG_IGN);
-    return cmocka_run_group_tests(tests, NULL, NULL);
+    if (cmocka_run_group_tests_name("chat, threading", tests, NULL,
+                                    NULL) != 0)
+        return 1;
+    run_mode = "event";
+    return cmocka_run_group_tests_name("chat, event", tests, NULL, NULL);
 }

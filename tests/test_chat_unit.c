@@ -7,6 +7,7 @@
 #include <cmocka.h>
 
 #include "../handlers/chat.c"
+#include "../handlers/chat_redis.c"
 
 /* ---- recorded deliveries ------------------------------------------------- */
 
@@ -1042,6 +1043,62 @@ test_chat_unescape(void **state)
     assert_string_equal(why, "ends with a lone '\\'");
 }
 
+/* Parses s (a C string) as one message from the Redis channel. */
+static int
+wire(const char *s, struct chat_wire *w)
+{
+    return chat_wire_parse(s, strlen(s), w);
+}
+
+/* The Redis wire format: every field checked, text last and free. */
+static void
+test_chat_wire_parse(void **state)
+{
+    struct chat_wire w;
+    char buf[256];
+    ssize_t n;
+
+    (void)state;
+    assert_int_equal(wire("1:0123456789abcdef:M:alice::a: b:c", &w), 0);
+    assert_int_equal(w.type, 'M');
+    assert_int_equal(w.nicklen, 5);
+    assert_memory_equal(w.nick, "alice", 5);
+    assert_int_equal(w.textlen, 6);
+    assert_memory_equal(w.text, "a: b:c", 6);
+    assert_int_equal(wire("1:0123456789abcdef:P:bob:alice:psst", &w), 0);
+    assert_memory_equal(w.arg, "alice", 5);
+    assert_int_equal(wire("1:0123456789abcdef:J:bob::", &w), 0);
+    assert_int_equal(wire("1:0123456789abcdef:L:bob::quit", &w), 0);
+    assert_int_equal(wire("1:0123456789abcdef:N:bob:bobby:", &w), 0);
+    /* refused: version, id, type, nicknames, fields the type forbids */
+    assert_int_equal(wire("2:0123456789abcdef:M:alice::x", &w), -1);
+    assert_int_equal(wire("1:0123456789ABCDEF:M:alice::x", &w), -1);
+    assert_int_equal(wire("1:0123456789abcde:M:alice::x", &w), -1);
+    assert_int_equal(wire("1:0123456789abcdef:X:alice::x", &w), -1);
+    assert_int_equal(wire("1:0123456789abcdef:MM:alice::x", &w), -1);
+    assert_int_equal(wire("1:0123456789abcdef:M:/alice::x", &w), -1);
+    assert_int_equal(wire("1:0123456789abcdef:M:a b::x", &w), -1);
+    assert_int_equal(wire("1:0123456789abcdef:M:::x", &w), -1);
+    assert_int_equal(wire("1:0123456789abcdef:M:alice::", &w), -1);
+    assert_int_equal(wire("1:0123456789abcdef:M:alice:bob:x", &w), -1);
+    assert_int_equal(wire("1:0123456789abcdef:P:bob::x", &w), -1);
+    assert_int_equal(wire("1:0123456789abcdef:J:bob::x", &w), -1);
+    assert_int_equal(wire("1:0123456789abcdef:N:bob:b c:", &w), -1);
+    assert_int_equal(wire("1:0123456789abcdef:M:alice", &w), -1);
+    assert_int_equal(wire("", &w), -1);
+    memset(buf, 'x', sizeof buf);
+    memcpy(buf, "1:0123456789abcdef:L:bob::", 26);
+    assert_int_equal(chat_wire_parse(buf, 26 + CHAT_WHY_MAX, &w), 0);
+    assert_int_equal(chat_wire_parse(buf, 26 + CHAT_WHY_MAX + 1, &w), -1);
+    /* and back */
+    n = chat_wire_format(buf, sizeof buf, "0123456789abcdef", 'P', "bob", 3,
+                         "alice", 5, "hi: there", 9);
+    assert_int_equal(n, 40);
+    assert_memory_equal(buf, "1:0123456789abcdef:P:bob:alice:hi: there", 40);
+    assert_int_equal(chat_wire_format(buf, 20, "0123456789abcdef", 'P',
+                                      "bob", 3, "alice", 5, "hi", 2), -1);
+}
+
 int
 main(void)
 {
@@ -1074,6 +1131,7 @@ main(void)
         cmocka_unit_test(test_chat_dgram_long),
         cmocka_unit_test(test_chat_outbox_queues_datagrams),
         cmocka_unit_test(test_chat_unescape),
+        cmocka_unit_test(test_chat_wire_parse),
     };
 
     ss_log_set_level(SS_LOG_WARNING);

@@ -640,7 +640,7 @@ test_ss_server_set_invalid_values(void **state)
     expect_set_error("type", "TCP", "invalid type \"TCP\" (tcp, udp, "
                      "unix-stream, unix-dgram)");
     expect_set_error("mode", "fork", "invalid mode \"fork\" (sync, "
-                     "threading, forking)");
+                     "threading, forking, event)");
     expect_set_error("port", "70000", "invalid port \"70000\" (0-65535)");
     expect_set_error("port", "-1", "invalid port \"-1\" (0-65535)");
     expect_set_error("port", "80x", "invalid port \"80x\" (0-65535)");
@@ -898,7 +898,7 @@ static void
 test_ss_server_init_bad_handler(void **state)
 {
     static const struct ss_handler future = {
-        .abi = 2, .name = "future", .kinds = SS_STREAM,
+        .abi = SOCKSERV_ABI + 1, .name = "future", .kinds = SS_STREAM,
         .handle = handle_nop,
     };
     static const struct ss_handler nohandle = {
@@ -912,15 +912,15 @@ test_ss_server_init_bad_handler(void **state)
     assert_int_equal(ss_server_init(srv), -1);
     assert_int_equal(e.n, 1);
     assert_int_equal(e.line[0], 1);
-    assert_string_equal(e.msg[0], "handler \"future\" built for ABI 2, "
-                        "sockserv has ABI 1");
+    assert_string_equal(e.msg[0], "handler \"future\": built for ABI 3, "
+                        "sockserv has ABI 2");
     ss_server_free(srv);
 
     srv = new_server(&nohandle, &e);
     set_keys(srv, "port", "0", NULL);
     assert_int_equal(ss_server_init(srv), -1);
     assert_int_equal(e.n, 1);
-    assert_string_equal(e.msg[0], "[s]: handler has no handle hook");
+    assert_string_equal(e.msg[0], "handler \"nohandle\" has no handle hook");
     ss_server_free(srv);
 }
 

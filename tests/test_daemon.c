@@ -26,7 +26,9 @@
 
 static const char *const types[] = { "tcp", "udp", "unix-stream",
                                      "unix-dgram" };
-static const char *const modes[] = { "sync", "threading", "forking" };
+static const char *const modes[] = { "sync", "threading", "forking",
+                                     "event" };
+#define NMODES (sizeof modes / sizeof modes[0])
 
 static bool
 is_dgram(const char *type)
@@ -87,9 +89,9 @@ add_server(char *ini, size_t size, size_t used, const char *name,
     return appendf(ini, size, used, "%s\n", extra ? extra : "");
 }
 
-/* All twelve type x mode combinations side by side in one daemon. */
+/* All sixteen type x mode combinations side by side in one daemon. */
 static void
-test_daemon_twelve_combinations(void **state)
+test_daemon_every_combination(void **state)
 {
     char ini[8192], name[64], path[512];
     size_t used = 0;
@@ -97,14 +99,14 @@ test_daemon_twelve_combinations(void **state)
 
     (void)state;
     for (size_t t = 0; t < 4; t++)
-        for (size_t m = 0; m < 3; m++) {
+        for (size_t m = 0; m < NMODES; m++) {
             snprintf(name, sizeof name, "%s-%s", types[t], modes[m]);
             used = add_server(ini, sizeof ini, used, name, types[t],
                               modes[m], NULL);
         }
-    assert_int_equal(ssd_start(&d, ini, 12, NULL), 0);
+    assert_int_equal(ssd_start(&d, ini, 4 * NMODES, NULL), 0);
     for (size_t t = 0; t < 4; t++)
-        for (size_t m = 0; m < 3; m++) {
+        for (size_t m = 0; m < NMODES; m++) {
             char want[96];
 
             snprintf(name, sizeof name, "%s-%s", types[t], modes[m]);
@@ -182,7 +184,8 @@ test_daemon_config_errors(void **state)
         { "[e]\nhandler = echo\ntype = tpc\nport = 0\n",
           ":3: invalid type \"tpc\" (tcp, udp, unix-stream, unix-dgram)" },
         { "[e]\nhandler = echo\nmode = threads\nport = 0\n",
-          ":3: invalid mode \"threads\" (sync, threading, forking)" },
+          ":3: invalid mode \"threads\" (sync, threading, forking, "
+          "event)" },
         { "[e]\nhandler = echo\nport = 70000\n",
           ":3: invalid port \"70000\" (0-65535)" },
         { "[e]\nhandler = echo\nport = 0\nhost = no-such-host.invalid\n",
@@ -421,15 +424,15 @@ test_daemon_bind_failure(void **state)
 
 /* SIGTERM: no new connections, the running one finishes, exit 0. */
 static void
-test_daemon_sigterm_finishes_running(void **state)
+sigterm_finishes_running_in(const char *mode)
 {
-    static const char ini[] =
+    static const char tmpl[] =
         "[e]\nhandler = echo\ntype = tcp\nmode = threading\nport = 0\n";
+    const char *ini = ssd_ini_mode(tmpl, mode);
     char buf[64], addr[160];
     struct ssd d;
     int fd, late;
 
-    (void)state;
     assert_int_equal(ssd_start(&d, ini, 1, NULL), 0);
     snprintf(addr, sizeof addr, "%s", ssd_addr(&d, "e"));
     fd = ssd_connect(addr);
@@ -456,14 +459,23 @@ test_daemon_sigterm_finishes_running(void **state)
     ssd_cleanup(&d);
 }
 
+/* The same in threading and in event mode. */
+static void
+test_daemon_sigterm_finishes_running(void **state)
+{
+    (void)state;
+    sigterm_finishes_running_in("threading");
+    sigterm_finishes_running_in("event");
+}
+
 /* A request that will not end is cut after shutdown_timeout; exit 0. */
 static void
 test_daemon_shutdown_timeout(void **state)
 {
-    static const char *const ms[] = { "sync", "threading", "forking" };
+    static const char *const *const ms = modes;
 
     (void)state;
-    for (size_t m = 0; m < 3; m++) {
+    for (size_t m = 0; m < NMODES; m++) {
         char ini[256], buf[16];
         struct ssd d;
         int fd;
@@ -500,10 +512,13 @@ test_daemon_block_on_close_and_daemon_threads(void **state)
     static const char *const extra[] = {
         "mode = threading\n",
         "mode = forking\n",
+        "mode = event\n",
         "mode = threading\ndaemon_threads = true\n",
         "mode = threading\nblock_on_close = false\n",
         "mode = forking\nblock_on_close = false\n",
+        "mode = event\nblock_on_close = false\n",
     };
+    const size_t nwait = 3;     /* the first three wait */
 
     (void)state;
     for (size_t i = 0; i < sizeof extra / sizeof *extra; i++) {
@@ -521,7 +536,7 @@ test_daemon_block_on_close_and_daemon_threads(void **state)
         t0 = mono_s();
         kill(d.pid, SIGTERM);
         assert_true(ssd_log_wait(&d, "shutting down", 5000));
-        if (i <= 1) {
+        if (i < nwait) {
             /* waits for the request: it still echoes, exit follows it */
             assert_int_equal(ssd_send_str(fd, "y"), 0);
             assert_true(ssd_recv_until(fd, buf, sizeof buf, "y", 5000));
@@ -722,19 +737,20 @@ test_daemon_forking_threads(void **state)
 
 /* workers = N: N processes, each with its own socket on the same port. */
 static void
-test_daemon_workers(void **state)
+workers_in(const char *mode)
 {
-    static const char ini[] =
+    static const char tmpl[] =
         "[w]\nhandler = echo\nmode = threading\nport = 0\nworkers = 3\n"
         "[wu]\nhandler = echo\ntype = udp\nport = 0\nworkers = 2\n"
         "[wx]\nhandler = echo\ntype = unix-stream\npath = @DIR@/w.sock\n"
         "workers = 2\n";
+    const char *ini = ssd_ini_mode(tmpl, mode);
     char path[400];
     int zombies, n = -1;
     struct ssd d;
 
-    (void)state;
     assert_int_equal(ssd_start(&d, ini, 3, NULL), 0);
+    assert_true(ssd_log_wait(&d, "w: worker 2 of 3 (pid ", 5000));
     assert_true(ssd_log_wait(&d, "w: worker 3 of 3 (pid ", 5000));
     assert_true(ssd_log_wait(&d, "wu: worker 2 of 2 (pid ", 5000));
     assert_true(ssd_log_wait(&d, "wx: worker 2 of 2 (pid ", 5000));
@@ -764,6 +780,15 @@ test_daemon_workers(void **state)
     ssd_cleanup(&d);
 }
 
+/* The same in threading and in event mode. */
+static void
+test_daemon_workers(void **state)
+{
+    (void)state;
+    workers_in("threading");
+    workers_in("event");
+}
+
 /* ---- 64 KiB of binary, then a half-close: all of it comes back ------------ */
 
 static void
@@ -780,14 +805,14 @@ test_daemon_halfclose_64k(void **state)
     for (size_t i = 0; i < 65536; i++)
         out[i] = (unsigned char)rand();
     for (size_t t = 0; t < 2; t++)
-        for (size_t m = 0; m < 3; m++) {
+        for (size_t m = 0; m < NMODES; m++) {
             snprintf(name, sizeof name, "%s-%s", st[t], modes[m]);
             used = add_server(ini, sizeof ini, used, name, st[t], modes[m],
                               NULL);
         }
-    assert_int_equal(ssd_start(&d, ini, 6, NULL), 0);
+    assert_int_equal(ssd_start(&d, ini, 2 * NMODES, NULL), 0);
     for (size_t t = 0; t < 2; t++)
-        for (size_t m = 0; m < 3; m++) {
+        for (size_t m = 0; m < NMODES; m++) {
             int fd;
 
             snprintf(name, sizeof name, "%s-%s", st[t], modes[m]);
@@ -830,15 +855,15 @@ test_daemon_halfclose_64k(void **state)
 
 /* timeout: a silent connection is closed, a talking one is not. */
 static void
-test_daemon_timeout_closes_silent(void **state)
+timeout_closes_silent_in(const char *mode)
 {
-    static const char ini[] =
+    static const char tmpl[] =
         "[e]\nhandler = echo\nmode = threading\nport = 0\ntimeout = 0.5\n";
+    const char *ini = ssd_ini_mode(tmpl, mode);
     struct ssd d;
     char buf[16];
     int quiet, busy;
 
-    (void)state;
     assert_int_equal(ssd_start(&d, ini, 1, NULL), 0);
     quiet = ssd_connect(ssd_addr(&d, "e"));
     busy = ssd_connect(ssd_addr(&d, "e"));
@@ -855,6 +880,15 @@ test_daemon_timeout_closes_silent(void **state)
     close(busy);
     assert_int_equal(ssd_stop(&d, SIGTERM), 0);
     ssd_cleanup(&d);
+}
+
+/* The same in threading and in event mode. */
+static void
+test_daemon_timeout_closes_silent(void **state)
+{
+    (void)state;
+    timeout_closes_silent_in("threading");
+    timeout_closes_silent_in("event");
 }
 
 /* A stale socket file is replaced; another kind of file is not touched. */
@@ -899,25 +933,54 @@ test_daemon_unix_stale_socket(void **state)
 
 /* ---- misbehaving clients -------------------------------------------------- */
 
+/*
+ * Starts the daemon on ini for a test of its memory.  Under valgrind,
+ * memcheck holds each freed block back (--freelist-vol, 20 MB), so the
+ * daemon's RSS grows with every free, round after round (about 180 KiB
+ * for each 400 requests of test_daemon_bad_clients, measured here): this
+ * one daemon gets --freelist-vol=0, which gives blocks back at once.  Its
+ * leak check at exit is unchanged.
+ */
+static int
+start_flat(struct ssd *d, const char *ini)
+{
+    const char *w = getenv("SSD_WRAPPER");
+    char *saved, flat[1024];
+    int rc;
+
+    if (!ssd_under_valgrind())
+        return ssd_start(d, ini, 1, NULL);
+    saved = strdup(w);
+    assert_non_null(saved);
+    snprintf(flat, sizeof flat, "%s --freelist-vol=0", w);
+    setenv("SSD_WRAPPER", flat, 1);
+    rc = ssd_start(d, ini, 1, NULL);
+    setenv("SSD_WRAPPER", saved, 1);
+    free(saved);
+    return rc;
+}
+
 /* Garbage, resets, silent connects and half-closes: the others keep their
  * echo, the daemon lives and its memory stays flat. */
 static void
-test_daemon_bad_clients(void **state)
+bad_clients_in(const char *mode)
 {
-    static const char ini[] =
+    static const char tmpl[] =
         "[e]\nhandler = echo\nmode = threading\nport = 0\n";
+    const char *ini = ssd_ini_mode(tmpl, mode);
     struct linger lg = { .l_onoff = 1, .l_linger = 0 };
     struct ssd d;
     char buf[64], junk[3000];
-    long before = 0, after;
+    /* under valgrind, more rounds: see below */
+    const int rounds = ssd_under_valgrind() ? 5 : 2;
+    long rss[5], least = -1;
     int good;
 
-    (void)state;
     for (size_t i = 0; i < sizeof junk; i++)
         junk[i] = (char)(i * 131 + 7);
-    assert_int_equal(ssd_start(&d, ini, 1, NULL), 0);
+    assert_int_equal(start_flat(&d, ini), 0);
     good = ssd_connect(ssd_addr(&d, "e"));
-    for (int round = 0; round < 2; round++) {
+    for (int round = 0; round < rounds; round++) {
         for (int i = 0; i < 400; i++) {
             int fd = ssd_connect(ssd_addr(&d, "e"));
 
@@ -944,31 +1007,55 @@ test_daemon_bad_clients(void **state)
                                            5000));
             }
         }
-        if (round == 0)
-            before = ssd_proc_status(d.pid, "VmRSS");
+        rss[round] = ssd_proc_status(d.pid, "VmRSS");
+        assert_true(rss[round] > 0);
+        if (round > 0 && (least < 0 || rss[round] - rss[round - 1] < least))
+            least = rss[round] - rss[round - 1];
     }
-    after = ssd_proc_status(d.pid, "VmRSS");
-    assert_true(before > 0);
-    if (after > before + 1024)
-        fprintf(stderr, "rss grew from %ld to %ld KiB\n", before, after);
+    /* round 0 warms up: the growth counted is the next rounds' */
+    if (least > 1024 || ssd_under_valgrind())
+        fprintf(stderr, "rss after each round of 400: %ld %ld %ld %ld %ld "
+                "KiB (%d rounds)\n", rss[0], rss[1], rounds > 2 ? rss[2] : 0,
+                rounds > 3 ? rss[3] : 0, rounds > 4 ? rss[4] : 0, rounds);
 #if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
     /* a sanitizer's shadow memory and quarantine grow on their own */
     fprintf(stderr, "rss bound not checked under a sanitizer (%ld -> %ld "
-            "KiB)\n", before, after);
+            "KiB)\n", rss[0], rss[1]);
 #else
-    assert_true(after <= before + 1024);
+    if (ssd_under_valgrind())
+        /* valgrind's own allocator still grows in steps of 1-2 MiB now
+         * and then (measured: +1100, 0, +2196, 0, 0 KiB over five rounds),
+         * while a leak grows every round: the least growth of four
+         * rounds is bounded, tighter than natively */
+        assert_true(least <= 256);
+    else
+        assert_true(least <= 1024);
 #endif
     assert_int_equal(ssd_stop(&d, SIGTERM), 0);
     ssd_cleanup(&d);
 }
 
-/* ---- the tutorial's clients, unchanged ------------------------------------ */
-
-/* Runs a seed client with stdin text against port; returns its stdout. */
-static char *
-run_seed(const char *client, int port, const char *input)
+/* The same in threading and in event mode. */
+static void
+test_daemon_bad_clients(void **state)
 {
-    char cmd[1024], path[512];
+    (void)state;
+    bad_clients_in("threading");
+    bad_clients_in("event");
+}
+
+/* ---- clients that send without a newline and recv(1024) ------------------ */
+
+/*
+ * Runs python3 -u DIR/SCRIPT [ARG] against port with input on its stdin
+ * (then end of file); returns its stdout and stderr (to free).  A client
+ * still running after 20 s is killed, which fails the test's checks.
+ */
+static char *
+run_client(const char *dir, const char *script, const char *arg, int port,
+           const char *input)
+{
+    char portstr[16], path[512];
     char *out = malloc(65536);
     size_t have = 0;
     FILE *fp;
@@ -976,17 +1063,15 @@ run_seed(const char *client, int port, const char *input)
     pid_t pid;
     ssize_t n;
 
-    snprintf(path, sizeof path, "%s/../shared/seed_clients/%s",
-             SS_SOURCE_DIR, client);
-    if (access(path, R_OK) != 0) {
-        fprintf(stderr, "%s: not found: the seed clients are expected in "
-                "shared/ beside the checkout\n", path);
-        fail();
-    }
-    snprintf(cmd, sizeof cmd, "%d", port);
+    assert_non_null(out);
+    snprintf(path, sizeof path, "%s%s", dir, script);
+    if (access(path, R_OK) != 0)
+        fail_msg("%s: %s", path, strerror(errno));
+    snprintf(portstr, sizeof portstr, "%d", port);
     assert_int_equal(pipe(in), 0);
     assert_int_equal(pipe(outp), 0);
     pid = fork();
+    assert_true(pid >= 0);
     if (pid == 0) {
         dup2(in[0], 0);
         dup2(outp[1], 1);
@@ -994,14 +1079,15 @@ run_seed(const char *client, int port, const char *input)
         close(in[1]);
         close(outp[0]);
         setenv("SOCKSERV_HOST", "127.0.0.1", 1);
-        setenv("SOCKSERV_PORT", cmd, 1);
+        setenv("SOCKSERV_PORT", portstr, 1);
         alarm(20);              /* a client that hangs fails the test */
-        execlp("python3", "python3", "-u", path, (char *)NULL);
+        execlp("python3", "python3", "-u", path, arg, (char *)NULL);
         _exit(127);
     }
     close(in[0]);
     close(outp[1]);
     fp = fdopen(in[1], "w");
+    assert_non_null(fp);
     fputs(input, fp);
     fclose(fp);                 /* EOF ends the clients that read to EOF */
     while (have < 65535 && (n = read(outp[0], out + have,
@@ -1013,16 +1099,48 @@ run_seed(const char *client, int port, const char *input)
     return out;
 }
 
+/* Fails, showing what the client printed, unless it printed needle. */
 static void
-test_daemon_seed_clients(void **state)
+assert_printed(const char *out, const char *needle)
+{
+    if (strstr(out, needle) == NULL)
+        fail_msg("expected \"%s\" in the client's output:\n%s", needle, out);
+}
+
+/*
+ * One set of echo clients and what each prints: a TCP client that opens a
+ * connection per message, and UDP clients with one socket for all
+ * messages (ending on BYE) and with a socket per message (ending at EOF).
+ * Each %s in a pattern is the bytes' repr, e.g. b'hello'.
+ */
+struct echo_clients {
+    const char *dir;
+    const char *tcp, *udp, *udp_arg, *udp_fresh, *udp_fresh_arg;
+    const char *tcp_says, *udp_says, *udp_fresh_says;
+};
+
+static void
+printed_reply(const char *out, const char *pattern, const char *repr)
+{
+    char needle[256];
+
+    snprintf(needle, sizeof needle, pattern, repr);
+    assert_printed(out, needle);
+}
+
+/*
+ * Echo servers, plain and with reply = (the tutorial's demo servers), on
+ * tcp and udp in each mode, served to messages sent without a newline.
+ */
+static void
+echo_clients_case(const struct echo_clients *c)
 {
     static const char utf8_reply[] = "已经成功接收您发送的消息";
     char ini[4096];
     size_t used = 0;
     struct ssd d;
 
-    (void)state;
-    for (size_t m = 0; m < 3; m++) {
+    for (size_t m = 0; m < NMODES; m++) {
         char name[32];
 
         snprintf(name, sizeof name, "t-%s", modes[m]);
@@ -1040,48 +1158,87 @@ test_daemon_seed_clients(void **state)
                        "udp\nmode = %s\nport = 0\nreply = hello, my name is "
                        "server\n", name, modes[m]);
     }
-    assert_int_equal(ssd_start(&d, ini, 12, NULL), 0);
-    for (size_t m = 0; m < 3; m++) {
+    assert_int_equal(ssd_start(&d, ini, 4 * NMODES, NULL), 0);
+    for (size_t m = 0; m < NMODES; m++) {
         char name[32], *out;
 
         snprintf(name, sizeof name, "t-%s", modes[m]);
-        out = run_seed("ss_tcp_client_2_4_2.py", ssd_port(&d, name),
-                       "hello\nworld\nBYE\n");
-        assert_non_null(strstr(out, "b'hello'"));
-        assert_non_null(strstr(out, "b'world'"));
+        out = run_client(c->dir, c->tcp, NULL, ssd_port(&d, name),
+                         "hello\nworld\nBYE\n");
+        printed_reply(out, c->tcp_says, "b'hello'");
+        printed_reply(out, c->tcp_says, "b'world'");
         free(out);
 
         snprintf(name, sizeof name, "r-%s", modes[m]);
-        out = run_seed("ss_tcp_client_2_4_2.py", ssd_port(&d, name),
-                       "hello\nBYE\n");
+        out = run_client(c->dir, c->tcp, NULL, ssd_port(&d, name),
+                         "hello\nBYE\n");
         /* the client prints the bytes' repr: the reply's UTF-8 escapes */
-        assert_non_null(strstr(out, "b'\\xe5\\xb7\\xb2"));
+        printed_reply(out, c->tcp_says, "b'\\xe5\\xb7\\xb2");
         free(out);
 
         snprintf(name, sizeof name, "u-%s", modes[m]);
-        out = run_seed("udp_client_2_3_2.py", ssd_port(&d, name),
-                       "ping\npong\nBYE\n");
-        assert_non_null(strstr(out, "(b'ping', ('127.0.0.1', "));
-        assert_non_null(strstr(out, "(b'pong', ('127.0.0.1', "));
+        out = run_client(c->dir, c->udp, c->udp_arg, ssd_port(&d, name),
+                         "ping\npong\nBYE\n");
+        printed_reply(out, c->udp_says, "b'ping'");
+        printed_reply(out, c->udp_says, "b'pong'");
         free(out);
-        out = run_seed("ss_udp_client_2_4_3.py", ssd_port(&d, name),
-                       "one\ntwo\n");
-        assert_non_null(strstr(out, "say :  b'one'"));
-        assert_non_null(strstr(out, "say :  b'two'"));
+        out = run_client(c->dir, c->udp_fresh, c->udp_fresh_arg,
+                         ssd_port(&d, name), "one\ntwo\n");
+        printed_reply(out, c->udp_fresh_says, "b'one'");
+        printed_reply(out, c->udp_fresh_says, "b'two'");
         free(out);
 
         snprintf(name, sizeof name, "ur-%s", modes[m]);
-        out = run_seed("udp_client_2_3_2.py", ssd_port(&d, name),
-                       "hi\nBYE\n");
-        assert_non_null(strstr(out, "b'hello, my name is server'"));
+        out = run_client(c->dir, c->udp, c->udp_arg, ssd_port(&d, name),
+                         "hi\nBYE\n");
+        printed_reply(out, c->udp_says, "b'hello, my name is server'");
         free(out);
-        out = run_seed("ss_udp_client_2_4_3.py", ssd_port(&d, name),
-                       "hi\n");
-        assert_non_null(strstr(out, "say :  b'hello, my name is server'"));
+        out = run_client(c->dir, c->udp_fresh, c->udp_fresh_arg,
+                         ssd_port(&d, name), "hi\n");
+        printed_reply(out, c->udp_fresh_says, "b'hello, my name is server'");
         free(out);
     }
     assert_int_equal(ssd_stop(&d, SIGTERM), 0);
     ssd_cleanup(&d);
+}
+
+/* The project's own clients (tests/clients/), always. */
+static void
+test_daemon_project_clients(void **state)
+{
+    const struct echo_clients c = {
+        .dir = ssd_clients_dir(),
+        .tcp = "oneshot_client.py", .tcp_says = "reply: %s",
+        .udp = "udp_client.py",
+        .udp_says = "reply: %s from ('127.0.0.1', ",
+        .udp_fresh = "udp_client.py",
+        .udp_fresh_arg = "--socket-per-message",
+        .udp_fresh_says = "reply: %s from ('127.0.0.1', ",
+    };
+
+    (void)state;
+    echo_clients_case(&c);
+}
+
+/* The tutorial's clients, unchanged, when ../shared/seed_clients is there. */
+static void
+test_daemon_seed_clients(void **state)
+{
+    bool required;
+    const char *dir = ssd_seed_dir(&required);
+    const struct echo_clients c = {
+        .dir = dir,
+        .tcp = "ss_tcp_client_2_4_2.py", .tcp_says = "%s",
+        .udp = "udp_client_2_3_2.py", .udp_says = "(%s, ('127.0.0.1', ",
+        .udp_fresh = "ss_udp_client_2_4_3.py", .udp_fresh_says = "say :  %s",
+    };
+
+    (void)state;
+    if (dir == NULL && required)
+        fail();
+    if (dir == NULL)
+        skip();
+    echo_clients_case(&c);
 }
 
 /* A datagram over max_packet_size is dropped and logged with its whole
@@ -1131,7 +1288,7 @@ int
 main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_daemon_twelve_combinations),
+        cmocka_unit_test(test_daemon_every_combination),
         cmocka_unit_test(test_daemon_reply_option),
         cmocka_unit_test(test_daemon_ipv6),
         cmocka_unit_test(test_daemon_config_errors),
@@ -1153,6 +1310,7 @@ main(void)
         cmocka_unit_test(test_daemon_timeout_closes_silent),
         cmocka_unit_test(test_daemon_unix_stale_socket),
         cmocka_unit_test(test_daemon_bad_clients),
+        cmocka_unit_test(test_daemon_project_clients),
         cmocka_unit_test(test_daemon_seed_clients),
         cmocka_unit_test(test_daemon_max_packet_size),
         cmocka_unit_test(test_daemon_max_packet_size_unix),

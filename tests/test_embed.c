@@ -1,8 +1,9 @@
 /* test_embed.c: a program links libsockserv, defines its own handler and
  * runs a server with no plugin and no INI file, as Python code uses
  * socketserver; the verify_request, handle_error and service_actions
- * hooks. */
+ * hooks; the program's own log callback. */
 #include <errno.h>
+#include <fcntl.h>
 #include <pthread.h>
 #include <setjmp.h>
 #include <stdarg.h>
@@ -10,6 +11,7 @@
 #include <stddef.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 #include <cmocka.h>
 
@@ -202,6 +204,70 @@ test_embed_errors(void **state)
     ss_server_free(s);
 }
 
+/* The program's own log callback gets the library's lines, with their
+ * level, and the program's stderr gets nothing. */
+static pthread_mutex_t lines_lock = PTHREAD_MUTEX_INITIALIZER;
+static char lines[4096];
+static int warnings;
+
+static void
+on_log(enum ss_log_level level, const char *line, void *arg)
+{
+    assert_ptr_equal(arg, lines);
+    pthread_mutex_lock(&lines_lock);
+    strncat(lines, line, sizeof lines - strlen(lines) - 2);
+    strcat(lines, "\n");
+    warnings += level == SS_LOG_WARNING;
+    pthread_mutex_unlock(&lines_lock);
+}
+
+static void
+test_embed_log_callback(void **state)
+{
+    struct ss_server *s = make("tcp", "threading");
+    struct stat before, after;
+    pthread_t tid;
+    char buf[64];
+    int fd, p[2], saved;
+    ssize_t n;
+
+    (void)state;
+    ss_log_set_callback(on_log, lines);
+    /* stderr becomes a pipe the test reads: nothing may arrive there */
+    assert_int_equal(pipe2(p, O_NONBLOCK | O_CLOEXEC), 0);
+    fflush(stderr);
+    saved = dup(STDERR_FILENO);
+    assert_int_equal(dup2(p[1], STDERR_FILENO), STDERR_FILENO);
+    assert_int_equal(fstat(STDERR_FILENO, &before), 0);
+    ss_server_set_verify_request(s, verify, &allow);
+    assert_int_equal(ss_server_set(s, "timeout", "0.2", 0), 0);
+    assert_int_equal(ss_server_start(s), 0);
+    assert_int_equal(pthread_create(&tid, NULL, serve, s), 0);
+    /* a silent client: the core logs that it closed it */
+    fd = ssd_connect(ss_server_address(s));
+    assert_true(ssd_closed_within(fd, 5000));
+    close(fd);
+    ss_log(SS_LOG_WARNING, "upper: %s", "from the program");
+    ss_server_shutdown(s);
+    assert_int_equal(pthread_join(tid, NULL), 0);
+    ss_server_close(s);
+    ss_server_free(s);
+    ss_log_set_callback(NULL, NULL);
+    assert_int_equal(fstat(STDERR_FILENO, &after), 0);
+    n = read(p[0], buf, sizeof buf);
+    assert_int_equal(dup2(saved, STDERR_FILENO), STDERR_FILENO);
+    close(saved);
+    close(p[0]);
+    close(p[1]);
+    assert_true(n < 0 && errno == EAGAIN);     /* stderr got nothing */
+    assert_true(before.st_ino == after.st_ino);  /* and is still ours */
+    pthread_mutex_lock(&lines_lock);
+    assert_non_null(strstr(lines, ": silent for 0.2s, closed\n"));
+    assert_non_null(strstr(lines, "upper: from the program\n"));
+    assert_int_equal(warnings, 1);
+    pthread_mutex_unlock(&lines_lock);
+}
+
 int
 main(void)
 {
@@ -209,6 +275,7 @@ main(void)
         cmocka_unit_test(test_embed_threading_tcp_server),
         cmocka_unit_test(test_embed_handle_request_udp),
         cmocka_unit_test(test_embed_errors),
+        cmocka_unit_test(test_embed_log_callback),
     };
 
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -38,6 +38,52 @@ exists(const char *dir, const char *rel)
     return access(path, F_OK) == 0;
 }
 
+/* The installed units name the installed daemon, are Type=notify and
+ * reload by SIGHUP; systemd-analyze (when there is one) finds nothing
+ * to say about them. */
+static void
+check_units(const char *prefix)
+{
+    char path[600], line[1200], want[1200];
+    bool start = false, notify = false, reload = false, named = false;
+    FILE *fp;
+
+    snprintf(path, sizeof path, "%s/lib/systemd/system/sockserv.service",
+             prefix);
+    snprintf(want, sizeof want, "ExecStart=%s/bin/sockserv %s/etc/sockserv/"
+             "sockserv.ini\n", prefix, prefix);
+    fp = fopen(path, "r");
+    assert_non_null(fp);
+    while (fgets(line, sizeof line, fp) != NULL) {
+        start |= strcmp(line, want) == 0;
+        notify |= strcmp(line, "Type=notify\n") == 0;
+        reload |= strcmp(line, "ExecReload=/bin/kill -HUP $MAINPID\n") == 0;
+        assert_null(strchr(line, '@'));         /* every @VAR@ filled */
+    }
+    fclose(fp);
+    assert_true(start && notify && reload);
+    snprintf(path, sizeof path, "%s/lib/systemd/system/sockserv.socket",
+             prefix);
+    fp = fopen(path, "r");
+    assert_non_null(fp);
+    while (fgets(line, sizeof line, fp) != NULL)
+        named |= strcmp(line, "FileDescriptorName=echo\n") == 0;
+    fclose(fp);
+    assert_true(named);
+    if (system("command -v systemd-analyze >/dev/null 2>&1") != 0) {
+        fprintf(stderr, "test_install: no systemd-analyze here: units not "
+                "verified\n");
+        return;
+    }
+    /* verify wants the ExecStart= binary; --man=no: the pages are not on
+     * this system's MANPATH */
+    assert_int_equal(sh("cd / && out=$(systemd-analyze verify --man=no "
+                        "%s/lib/systemd/system/sockserv.service "
+                        "%s/lib/systemd/system/sockserv.socket 2>&1) && "
+                        "{ [ -z \"$out\" ] || { echo \"$out\" >&2; "
+                        "false; }; }", prefix, prefix), 0);
+}
+
 static void
 test_install_prefix_and_oot_handler(void **state)
 {
@@ -52,10 +98,19 @@ test_install_prefix_and_oot_handler(void **state)
     assert_int_equal(sh("make -s -C %s B=%s install PREFIX=%s >/dev/null",
                         SS_SOURCE_DIR, SS_BUILD_DIR, prefix), 0);
     assert_true(exists(prefix, "bin/sockserv"));
+    assert_true(exists(prefix, "bin/sockservctl"));
+    assert_true(exists(prefix, "lib/sockserv/handlers/metrics.so"));
     assert_true(exists(prefix, "lib/libsockserv.so"));
     assert_true(exists(prefix, "include/sockserv.h"));
     assert_true(exists(prefix, "lib/sockserv/handlers/echo.so"));
     assert_true(exists(prefix, "lib/pkgconfig/sockserv.pc"));
+    assert_true(exists(prefix, "share/man/man8/sockserv.8"));
+    assert_true(exists(prefix, "share/man/man8/sockservctl.8"));
+    assert_true(exists(prefix, "share/man/man5/sockserv.ini.5"));
+    assert_true(exists(prefix, "share/man/man3/sockserv-handler.3"));
+    assert_true(exists(prefix, "lib/systemd/system/sockserv.service"));
+    assert_true(exists(prefix, "lib/systemd/system/sockserv.socket"));
+    check_units(prefix);
 
     /* a plugin author's build: only the installed header and .pc; with
      * --libs (linked against the installed libsockserv.so) and without

@@ -15,6 +15,9 @@
 
 #include "loader.h"
 
+/* the generation of the last plugin opened (they stay loaded) */
+static void *test_gen;
+
 #define PLUGINS SS_BUILD_DIR "/tests/plugins"
 
 static char tmpdir[256];
@@ -69,7 +72,7 @@ expect_refused(const char *path, unsigned kind, const char *type,
 {
     char err[1024] = "";
 
-    assert_null(loader_open(path, kind, type, err, sizeof err));
+    assert_null(loader_open(path, kind, type, &test_gen, err, sizeof err));
     assert_string_equal(err, expected);
 }
 
@@ -82,7 +85,8 @@ test_loader_open_good(void **state)
     char err[512] = "";
 
     (void)state;
-    h = loader_open(PLUGINS "/good.so", SS_STREAM, "tcp", err, sizeof err);
+    h = loader_open(PLUGINS "/good.so", SS_STREAM, "tcp", &test_gen, err,
+                    sizeof err);
     assert_non_null(h);
     assert_string_equal(err, "");
     assert_int_equal(h->abi, SOCKSERV_ABI);
@@ -92,9 +96,11 @@ test_loader_open_good(void **state)
     assert_int_equal(h->handle(NULL), 0);
     /* the same plugin for a datagram server, and when the kind is not
      * known yet (0) */
-    h2 = loader_open(PLUGINS "/good.so", SS_DGRAM, "udp", err, sizeof err);
+    h2 = loader_open(PLUGINS "/good.so", SS_DGRAM, "udp", &test_gen, err,
+                     sizeof err);
     assert_ptr_equal(h2, h);
-    assert_non_null(loader_open(PLUGINS "/good.so", 0, "", err, sizeof err));
+    assert_non_null(loader_open(PLUGINS "/good.so", 0, "", &test_gen, err,
+                                sizeof err));
 }
 
 static void
@@ -103,11 +109,11 @@ test_loader_open_bad_abi(void **state)
     (void)state;
     expect_refused(PLUGINS "/bad_abi.so", SS_STREAM, "tcp",
                    PLUGINS "/bad_abi.so: built for ABI 99, sockserv has ABI "
-                   "1");
+                   "2");
     /* whatever the kind */
     expect_refused(PLUGINS "/bad_abi.so", 0, "",
                    PLUGINS "/bad_abi.so: built for ABI 99, sockserv has ABI "
-                   "1");
+                   "2");
 }
 
 static void
@@ -148,9 +154,9 @@ test_loader_open_kind_not_supported(void **state)
                    "not support datagram sockets (type = unix-dgram)");
     /* and each is fine for its own kind */
     assert_non_null(loader_open(PLUGINS "/dgram_only.so", SS_DGRAM, "udp",
-                                err, sizeof err));
+                                &test_gen, err, sizeof err));
     assert_non_null(loader_open(PLUGINS "/stream_only.so", SS_STREAM, "tcp",
-                                err, sizeof err));
+                                &test_gen, err, sizeof err));
 }
 
 static void
@@ -209,8 +215,8 @@ test_loader_open_error_truncated(void **state)
 
     (void)state;
     memset(err, 'z', sizeof err);
-    assert_null(loader_open(PLUGINS "/bad_abi.so", SS_STREAM, "tcp", err,
-                            sizeof err));
+    assert_null(loader_open(PLUGINS "/bad_abi.so", SS_STREAM, "tcp",
+                            &test_gen, err, sizeof err));
     assert_int_equal(strlen(err), sizeof err - 1);
     assert_memory_equal(err, PLUGINS, sizeof err - 1);
 }
@@ -448,15 +454,15 @@ test_loader_find_then_open(void **state)
                      0);
     p = loader_find(&lp, "good", NULL, err, sizeof err);
     assert_string_equal(p, PLUGINS "/good.so");
-    h = loader_open(p, SS_DGRAM, "udp", err, sizeof err);
+    h = loader_open(p, SS_DGRAM, "udp", &test_gen, err, sizeof err);
     assert_non_null(h);
     assert_string_equal(h->name, "good");
     free(p);
     p = loader_find(&lp, "bad_abi", NULL, err, sizeof err);
     assert_non_null(p);
-    assert_null(loader_open(p, SS_STREAM, "tcp", err, sizeof err));
+    assert_null(loader_open(p, SS_STREAM, "tcp", &test_gen, err, sizeof err));
     assert_string_equal(err, PLUGINS "/bad_abi.so: built for ABI 99, "
-                        "sockserv has ABI 1");
+                        "sockserv has ABI 2");
     free(p);
     loader_path_free(&lp);
 }

@@ -24,7 +24,6 @@
 #include "support/daemon.h"
 
 #define WAIT_MS 5000                    /* the bound on any one wait */
-#define SEED_DIR SS_SOURCE_DIR "/../shared/seed_clients/"
 
 /* ---- helpers ------------------------------------------------------------ */
 
@@ -41,13 +40,17 @@ struct proc {
 
 static struct ssd *live_daemon;
 static struct proc *live_proc[2];
+/* The suite runs twice: its servers in threading, then in event mode. */
+static const char *run_mode = "threading";
 
-/* Starts the daemon on ini_text and remembers it for the teardown. */
+/* Starts the daemon on ini_text (in run_mode) and remembers it for the
+ * teardown. */
 static void
 daemon_start(struct ssd *d, const char *ini_text, const char *const *args)
 {
     live_daemon = d;
-    assert_int_equal(ssd_start(d, ini_text, 1, args), 0);
+    assert_int_equal(ssd_start(d, ssd_ini_mode(ini_text, run_mode), 1,
+                               args), 0);
 }
 
 /* Starts the daemon with one [talk] server plus extra lines, and args. */
@@ -327,20 +330,18 @@ test_talk_ten_turns(void **unused)
     talk_stop(&d);
 }
 
-/* ---- the tutorial's own clients ----------------------------------------- */
+/* ---- walkie-talkie clients that receive first, then alternate ------------ */
 
-
-/* Runs `python3 -u SEED_DIR/script` talking to port. */
+/* Runs `python3 -u DIR/script` talking to port. */
 static void
-proc_start(struct proc *p, const char *script, int port)
+proc_start(struct proc *p, const char *dir, const char *script, int port)
 {
     int in[2], out[2];
     char path[512], portstr[16];
 
-    snprintf(path, sizeof path, "%s%s", SEED_DIR, script);
+    snprintf(path, sizeof path, "%s%s", dir, script);
     if (access(path, R_OK) != 0)
-        fail_msg("%s: %s (shared/ must sit beside the tree)", path,
-                 strerror(errno));
+        fail_msg("%s: %s", path, strerror(errno));
     snprintf(portstr, sizeof portstr, "%d", port);
     memset(p, 0, sizeof *p);
     assert_int_equal(pipe2(in, O_CLOEXEC), 0);
@@ -432,12 +433,22 @@ proc_wait(struct proc *p)
 }
 
 /*
- * The tutorial's two walkie-talkie clients, unchanged, fed through their
- * stdin: the first waits and speaks first, they alternate, and bye from
- * the second one ends both.
+ * A pair of walkie-talkie clients and what they print: the prompt before
+ * each line typed, the prefix of each message received (what the server
+ * said, as one recv(1024)), and their last words.
+ */
+struct talk_clients {
+    const char *dir, *first, *second;
+    const char *prompt, *heard, *bye;
+};
+
+/*
+ * Two clients fed through their stdin, each line sent without its newline:
+ * the first waits and speaks first, they alternate, and bye from the
+ * second one ends both.
  */
 static void
-test_talk_seed_clients(void **unused)
+talk_clients_case(const struct talk_clients *c)
 {
     static const char *const lines[] = {
         "hello, who is there?", "你好, it is me", "over", "over again",
@@ -447,34 +458,71 @@ test_talk_seed_clients(void **unused)
     char expect[256];
     static struct ssd d;
 
-    (void)unused;
     talk_start(&d, NULL);
-    proc_start(&p1, "tcp_client_2_2_2.py", ssd_port(&d, "talk"));
+    proc_start(&p1, c->dir, c->first, ssd_port(&d, "talk"));
     log_expect(&d, "waits for a partner");
-    proc_start(&p2, "walkie_talkie_client_2_2_3.py", ssd_port(&d, "talk"));
-    proc_expect(&p1, "server: talk: connected to 127.0.0.1:");
+    proc_start(&p2, c->dir, c->second, ssd_port(&d, "talk"));
+    snprintf(expect, sizeof expect, "%stalk: connected to 127.0.0.1:",
+             c->heard);
+    proc_expect(&p1, expect);
     proc_expect(&p1, ", you speak first");
     for (size_t i = 0; i < 5; i++) {
         struct proc *from = i % 2 ? &p2 : &p1, *to = i % 2 ? &p1 : &p2;
 
-        proc_expect(from, "enter message:");
+        proc_expect(from, c->prompt);
         proc_type(from, lines[i]);
-        snprintf(expect, sizeof expect, "server: %s\n", lines[i]);
+        snprintf(expect, sizeof expect, "%s%s\n", c->heard, lines[i]);
         proc_expect(to, expect);
     }
     /* The second client says bye (any case): it exits... */
-    proc_expect(&p2, "enter message:");
+    proc_expect(&p2, c->prompt);
     proc_type(&p2, "BYE");
-    proc_expect(&p2, "客户端退出...");
+    proc_expect(&p2, c->bye);
     assert_int_equal(proc_wait(&p2), 0);
     /* ... the first is told, and its connection is closed for it. */
     proc_expect(&p1, " said bye\n");
     log_expect(&d, " said bye");
-    proc_expect(&p1, "enter message:");
+    proc_expect(&p1, c->prompt);
     proc_type(&p1, "bye");
-    proc_expect(&p1, "客户端退出...");
+    proc_expect(&p1, c->bye);
     assert_int_equal(proc_wait(&p1), 0);
     talk_stop(&d);
+}
+
+/* The project's own client (tests/clients/), twice, always. */
+static void
+test_talk_project_clients(void **unused)
+{
+    const struct talk_clients c = {
+        .dir = ssd_clients_dir(),
+        .first = "talk_client.py", .second = "talk_client.py",
+        .prompt = "say> ", .heard = "heard> ", .bye = "[over and out]",
+    };
+
+    (void)unused;
+    talk_clients_case(&c);
+}
+
+/* The tutorial's two walkie-talkie clients, unchanged, when
+ * ../shared/seed_clients is there. */
+static void
+test_talk_seed_clients(void **unused)
+{
+    bool required;
+    const struct talk_clients c = {
+        .dir = ssd_seed_dir(&required),
+        .first = "tcp_client_2_2_2.py",
+        .second = "walkie_talkie_client_2_2_3.py",
+        .prompt = "enter message:", .heard = "server: ",
+        .bye = "客户端退出...",
+    };
+
+    (void)unused;
+    if (c.dir == NULL && required)
+        fail();
+    if (c.dir == NULL)
+        skip();
+    talk_clients_case(&c);
 }
 
 /* ---- full duplex -------------------------------------------------------- */
@@ -964,13 +1012,14 @@ test_talk_server_timeout(void **unused)
 
 /* ---- configuration ------------------------------------------------------ */
 
-/* mode = forking (or sync) is a configuration error that says why. */
+/* mode = forking (or sync) is a configuration error at the mode line that
+ * names the modes talk runs in. */
 static void
 test_talk_mode_refused(void **unused)
 {
     static const char *const modes[] = { "forking", "sync" };
     static const char *const why[] = {
-        "own process", "one client at a time",
+        "(it runs in threading, event)", "(it runs in threading, event)",
     };
 
     (void)unused;
@@ -985,8 +1034,8 @@ test_talk_mode_refused(void **unused)
         assert_non_null(out);
         if (st != 2 || !strstr(out, why[i]))
             fail_msg("exit %d, output:\n%s", st, out);
-        snprintf(want, sizeof want, ":4: talk needs mode = threading, "
-                 "not \"%s\"", modes[i]);
+        snprintf(want, sizeof want, ":4: handler \"talk\" does not run in "
+                 "mode = %s", modes[i]);
         if (!strstr(out, want))
             fail_msg("no \"%s\" in:\n%s", want, out);
         free(out);
@@ -1060,6 +1109,7 @@ main(void)
 {
     const struct CMUnitTest tests[] = {
         T(test_talk_ten_turns),
+        T(test_talk_project_clients),
         T(test_talk_seed_clients),
         T(test_talk_full_duplex_1mib),
         T(test_talk_second_pair),
@@ -1077,5 +1127,9 @@ main(void)
     };
 
     signal(SIGPIPE, SIG_IGN);
-    return cmocka_run_group_tests(tests, NULL, NULL);
+    if (cmocka_run_group_tests_name("talk, threading", tests, NULL,
+                                    NULL) != 0)
+        return 1;
+    run_mode = "event";
+    return cmocka_run_group_tests_name("talk, event", tests, NULL, NULL);
 }

@@ -8,6 +8,7 @@
 #include <stdint.h>
 
 #include "../../handlers/chat.c"
+#include "../../handlers/chat_redis.c"
 
 #define FZ_MEMBERS 6
 

@@ -21,6 +21,9 @@
 #ifndef SS_BUILD_DIR
 #define SS_BUILD_DIR "build"
 #endif
+#ifndef SS_SOURCE_DIR
+#define SS_SOURCE_DIR "."
+#endif
 
 const char *ssd_daemon;
 
@@ -68,6 +71,27 @@ ssd_build_path(const char *rel)
 
     snprintf(buf, sizeof buf, "%s/%s", SS_BUILD_DIR, rel);
     return buf;
+}
+
+const char *
+ssd_clients_dir(void)
+{
+    return SS_SOURCE_DIR "/tests/clients/";
+}
+
+const char *
+ssd_seed_dir(bool *required)
+{
+    static const char dir[] = SS_SOURCE_DIR "/../shared/seed_clients/";
+    const char *req = getenv("SOCKSERV_REQUIRE_SEED_CLIENTS");
+
+    *required = req != NULL && strcmp(req, "1") == 0;
+    if (access(dir, R_OK | X_OK) == 0)
+        return dir;
+    fprintf(stderr, "the tutorial's clients are not in %s (%s): %s\n", dir,
+            strerror(errno), *required ? "required by "
+            "SOCKSERV_REQUIRE_SEED_CLIENTS=1, failing" : "skipped");
+    return NULL;
 }
 
 static void
@@ -191,6 +215,14 @@ write_ini(struct ssd *d, const char *ini_text)
     fputs(text, fp);
     free(text);
     return fclose(fp);
+}
+
+bool
+ssd_under_valgrind(void)
+{
+    const char *w = getenv("SSD_WRAPPER");
+
+    return w != NULL && strstr(w, "valgrind") != NULL;
 }
 
 static pid_t
@@ -730,4 +762,41 @@ ssd_echo_once(const char *addr)
     shutdown(fd, SHUT_WR);
     close(fd);
     return ok;
+}
+
+const char *
+ssd_ini_mode(const char *ini, const char *mode)
+{
+    static __thread char buf[16384];
+    static const char from[] = "mode = threading";
+    size_t used = 0;
+    const char *p = ini, *hit;
+
+    while ((hit = strstr(p, from)) != NULL) {
+        used += (size_t)snprintf(buf + used, sizeof buf - used, "%.*s"
+                                 "mode = %s", (int)(hit - p), p, mode);
+        if (used >= sizeof buf)
+            abort();            /* a test's INI this long is a test bug */
+        p = hit + sizeof from - 1;
+    }
+    used += (size_t)snprintf(buf + used, sizeof buf - used, "%s", p);
+    if (used >= sizeof buf)
+        abort();
+    return buf;
+}
+
+int
+ssd_free_port(void)
+{
+    struct sockaddr_in sin = { .sin_family = AF_INET };
+    socklen_t len = sizeof sin;
+    int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0), port = -1;
+
+    sin.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    if (fd >= 0 && bind(fd, (struct sockaddr *)&sin, sizeof sin) == 0 &&
+        getsockname(fd, (struct sockaddr *)&sin, &len) == 0)
+        port = ntohs(sin.sin_port);
+    if (fd >= 0)
+        close(fd);
+    return port;
 }

@@ -52,6 +52,17 @@ char *ssd_log_copy(struct ssd *);
  */
 int ssd_run(const char *ini_text, const char *const *extra_args, char **out);
 
+/*
+ * ini_text with every "mode = threading" made "mode = MODE", so one test
+ * runs in several modes.  Returns a buffer of this thread's, valid until
+ * the next call.
+ */
+const char *ssd_ini_mode(const char *ini_text, const char *mode);
+
+/* A TCP port free on 127.0.0.1 a moment ago (for a tool that needs a
+ * number, not 0), or -1. */
+int ssd_free_port(void);
+
 /* ---- clients ------------------------------------------------------------ */
 
 /* Connects a stream socket to "host:port", "[v6]:port" or a path.  -1. */
@@ -79,6 +90,22 @@ bool ssd_echo_once(const char *addr);
 /* The number after "field:" in /proc/PID/status ("VmRSS", "Threads",
  * "Uid"...), -1 if there is none. */
 long ssd_proc_status(pid_t pid, const char *field);
+/* ---- client programs ------------------------------------------------------ */
+
+/* The project's own Python clients: SS_SOURCE_DIR/tests/clients/ (with the
+ * trailing '/'). */
+const char *ssd_clients_dir(void);
+/*
+ * The tutorial's clients: SS_SOURCE_DIR/../shared/seed_clients/ (with the
+ * trailing '/'), or NULL when that folder is not there.  Then one line on
+ * stderr says where they were looked for, and *required tells whether
+ * SOCKSERV_REQUIRE_SEED_CLIENTS=1 (set by .ci/run) makes their absence a
+ * failure; otherwise the caller skips.
+ */
+const char *ssd_seed_dir(bool *required);
+
+/* True when the daemon runs under valgrind (SSD_WRAPPER, make valgrind). */
+bool ssd_under_valgrind(void);
 /* The daemon ssd_start and ssd_run run (NULL: build/sockserv). */
 extern const char *ssd_daemon;
 /* Path of a built file: ssd_path("handlers/echo.so"). Static buffer. */

@@ -28,11 +28,17 @@ char *loader_find(const struct loader_path *, const char *name,
 
 /*
  * Opens a plugin and checks it: the sockserv_handler symbol, the ABI
- * version, a handle hook, and (when kind is not 0) the socket kind.
+ * version, a handle hook, and (when kind is not 0) the socket kind
+ * (ss_handler_check).  A file replaced since it was loaded is loaded
+ * again, as a new generation; *gen is the generation, for loader_close.
  * Returns the handler, or NULL with "FILE: reason" in err.
  */
 const struct ss_handler *loader_open(const char *path, unsigned kind,
-                                     const char *type_name, char *err,
-                                     size_t errlen);
+                                     const char *type_name, void **gen,
+                                     char *err, size_t errlen);
+/* Lets go of a generation: unloaded with the last that held it. */
+void loader_close(void *gen);
+/* "path|dev|ino|size|mtime" of a generation: what a reload compares. */
+int loader_identity(const void *gen, char *buf, size_t size);
 
 #endif

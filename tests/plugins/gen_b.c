@@ -1,0 +1,3 @@
+/* gen_b.c: generation B of the reload test's plugin (gen.h). */
+#define GEN "B:"
+#include "gen.h"

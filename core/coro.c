@@ -146,6 +146,32 @@ static void san_left(struct ss_coro_stack *st, struct ss_coro *c)
 
 #if SS_TSAN
 #include <sanitizer/tsan_interface.h>
+/*
+ * TSan defers an asynchronous signal that interrupts instrumented code to
+ * the next interceptor of the fiber that was current, and destroying a
+ * fiber makes it current for a moment: a signal that came then (or while a
+ * coroutine ran its last steps) was never delivered, and the daemon missed
+ * a SIGTERM that way.  So under TSan such signals wait, blocked, while a
+ * fiber other than the loop's can be current, and come on the loop's.
+ * Faults (an overflow's SIGSEGV) stay deliverable.
+ */
+static void
+signals_hold(sigset_t *old)
+{
+    sigset_t set;
+    static const int faults[] = { SIGSEGV, SIGBUS, SIGILL, SIGFPE,
+                                  SIGTRAP, SIGABRT, SIGSYS };
+
+    sigfillset(&set);
+    for (size_t i = 0; i < sizeof faults / sizeof *faults; i++)
+        sigdelset(&set, faults[i]);
+    pthread_sigmask(SIG_BLOCK, &set, old);
+}
+static void
+signals_release(const sigset_t *old)
+{
+    pthread_sigmask(SIG_SETMASK, old, NULL);
+}
 static void
 fiber_init(struct ss_coro_stack *st)
 {
@@ -154,7 +180,11 @@ fiber_init(struct ss_coro_stack *st)
 static void
 fiber_new(struct ss_coro *c)
 {
+    sigset_t held;
+
+    signals_hold(&held);
     c->san_fiber = __tsan_create_fiber(0);
+    signals_release(&held);
 }
 static void
 fiber_to(void *fiber)
@@ -164,8 +194,13 @@ fiber_to(void *fiber)
 static void
 fiber_free(struct ss_coro *c)
 {
-    if (c->san_fiber != NULL)
-        __tsan_destroy_fiber(c->san_fiber);
+    sigset_t held;
+
+    if (c->san_fiber == NULL)
+        return;
+    signals_hold(&held);
+    __tsan_destroy_fiber(c->san_fiber);
+    signals_release(&held);
     c->san_fiber = NULL;
 }
 #else
@@ -173,6 +208,8 @@ static void fiber_init(struct ss_coro_stack *st) { (void)st; }
 static void fiber_new(struct ss_coro *c) { (void)c; }
 static void fiber_to(void *fiber) { (void)fiber; }
 static void fiber_free(struct ss_coro *c) { (void)c; }
+static void signals_hold(sigset_t *old) { (void)old; }
+static void signals_release(const sigset_t *old) { (void)old; }
 #endif
 
 /* Valgrind (make valgrind) is told the coroutines' stack is a stack, so a
@@ -372,11 +409,15 @@ evict(struct ss_coro_stack *st)
 static void
 run(struct ss_coro_stack *st, struct ss_coro *c)
 {
+    sigset_t held;
+
     st->current = c;
+    signals_hold(&held);
     san_enter(st, c);
     fiber_to(c->san_fiber);
     ss_coro_switch(&st->loop_sp, c->sp);
     san_left(st, c);
+    signals_release(&held);
     st->current = NULL;
     if (c->done || c->overflowed) {
         st->owner = NULL;

@@ -3,7 +3,8 @@
  * (field by field, and side by side with Debian's tcpserver and xinetd),
  * env.NAME, stderr in the log, user/group, configuration errors, and
  * programs that crash, hang, close stdout early, outlive their client, or
- * come 200 at once (no zombie, no descriptor leak, only 0, 1, 2). */
+ * come 200 at once (no zombie, no descriptor leak, only 0, 1, 2), and a
+ * child that keeps the connection after its program exits. */
 #include <ctype.h>
 #include <dirent.h>
 #include <errno.h>
@@ -92,6 +93,10 @@ setup(void **state)
     write_prog("id.sh", "#!/bin/sh\necho \"$(id -u) $(id -g) $(id -G)\"\n",
                0755);
     write_prog("noexec.sh", "#!/bin/sh\necho never\n", 0644);
+    /* once told, leaves a child holding the connection (its stdout) and
+     * exits */
+    write_prog("stray.sh", "#!/bin/sh\nread go\nsleep 2 &\n"
+               "echo \"pid $$\"\n", 0755);
     return 0;
 }
 
@@ -967,6 +972,71 @@ test_client_leaves_while_program_writes(void **state)
     }
 }
 
+/* Waits until the program that printed "pid N" on fd is reaped. */
+static void
+wait_reaped(int fd)
+{
+    char buf[64];
+    double deadline = now_s() + WAIT_MS / 1000.0;
+    long pid;
+
+    assert_true(ssd_recv_until(fd, buf, sizeof buf, "\n", WAIT_MS));
+    assert_int_equal(sscanf(buf, "pid %ld", &pid), 1);
+    while (kill((pid_t)pid, 0) == 0 && now_s() < deadline)
+        usleep(10 * 1000);      /* polls the reaping: no signal for it */
+    assert_int_equal(kill((pid_t)pid, 0), -1);
+}
+
+/*
+ * A program's child keeps the connection after the program exits: the
+ * request ends, while a copy of its descriptor lives on elsewhere.  In
+ * event mode that copy kept the descriptor in the loop's epoll set, and
+ * the client's bytes named an ended (freed, or reused) task: the request
+ * takes it out of the set before closing (conn_closing).  ASan's run of
+ * this test catches the use after free; every build checks that the
+ * daemon serves on and stops cleanly.
+ */
+static void
+test_program_child_keeps_connection(void **state)
+{
+    (void)state;
+    for (size_t m = 0; m < NMODES; m++) {
+        struct ssd d;
+        char buf[64];
+        int a, b, c;
+
+        assert_int_equal(ssd_start(&d, exec_ini(modes[m], "stray.sh", false,
+                                                NULL), 1, NULL), 0);
+        /* two requests at once, then both end: the event loop keeps one
+         * task for reuse and frees the other */
+        a = ssd_connect(ssd_addr(&d, "x"));
+        b = ssd_connect(ssd_addr(&d, "x"));
+        assert_true(a >= 0 && b >= 0);
+        assert_int_equal(ssd_send_str(a, "go\n"), 0);
+        assert_int_equal(ssd_send_str(b, "go\n"), 0);
+        wait_reaped(a);
+        wait_reaped(b);
+        c = ssd_connect(ssd_addr(&d, "x"));
+        assert_true(c >= 0);
+        assert_int_equal(ssd_send_str(c, "go\n"), 0);
+        /* bytes for the stray copies, then a hang-up from each */
+        assert_int_equal(ssd_send_str(a, "to nobody\n"), 0);
+        assert_int_equal(ssd_send_str(b, "to nobody\n"), 0);
+        close(a);
+        close(b);
+        wait_reaped(c);
+        close(c);
+        /* the daemon serves on */
+        c = ssd_connect(ssd_addr(&d, "x"));
+        assert_true(c >= 0);
+        assert_int_equal(ssd_send_str(c, "go\n"), 0);
+        assert_true(ssd_recv_until(c, buf, sizeof buf, "pid ", WAIT_MS));
+        close(c);
+        assert_int_equal(ssd_stop(&d, SIGTERM), 0);
+        ssd_cleanup(&d);
+    }
+}
+
 /* The programs see descriptors 0, 1 and 2 only (ls's own listing of
  * /proc/self/fd aside). */
 static void
@@ -1119,6 +1189,7 @@ main(void)
         cmocka_unit_test(test_stderr_every_line_logged),
         cmocka_unit_test(test_program_closes_stdout_early),
         cmocka_unit_test(test_client_leaves_while_program_writes),
+        cmocka_unit_test(test_program_child_keeps_connection),
         cmocka_unit_test(test_program_sees_only_0_1_2),
         cmocka_unit_test(test_many_at_once),
         cmocka_unit_test(test_example_config),

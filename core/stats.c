@@ -103,6 +103,9 @@ ss_stats_refused(struct ss_server *srv, enum ss_refusal why)
  * A request got past admission: counted, and active until it ends
  * (ss_request_end, or the forking parent's reaping: req->counted moves
  * with it).  A datagram's bytes came with it (a stream has none yet).
+ * A proxied server's admission comes later, in the request's own run
+ * (in a forking child, whose counts the parent never sees): it counts here
+ * what its trusted proxies bring, and a later refusal under refused too.
  */
 void
 ss_stats_admitted(struct ss_server *srv, struct ss_request *req)

@@ -39,12 +39,12 @@ static const char ini_text[] =
     "[metrics]\nhandler = metrics\ntype = tcp\nmode=threading\nport = 0\n";
 #define NSERVERS 8
 
-/* Runs sockservctl with args; its stdout (and stderr) in *out, to free.
- * Returns its exit status. */
+/* Runs the shell command cmd; its stdout in *out, to free.  Returns its
+ * exit status (-1 if it did not exit). */
 static int
-ctl(const struct ssd *d, const char *args, char **out)
+run_cmd(const char *cmd, char **out)
 {
-    char cmd[1024], chunk[4096];
+    char chunk[4096];
     size_t len = 0, n;
     FILE *p, *m;
     int st;
@@ -52,8 +52,6 @@ ctl(const struct ssd *d, const char *args, char **out)
     *out = NULL;
     m = open_memstream(out, &len);
     assert_non_null(m);
-    snprintf(cmd, sizeof cmd, "%s -s %s/ctl.sock %s 2>&1",
-             ssd_build_path("sockservctl"), d->dir, args);
     p = popen(cmd, "r");
     assert_non_null(p);
     while ((n = fread(chunk, 1, sizeof chunk, p)) > 0)
@@ -61,6 +59,18 @@ ctl(const struct ssd *d, const char *args, char **out)
     st = pclose(p);
     fclose(m);
     return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+}
+
+/* Runs sockservctl with args; its stdout (and stderr) in *out, to free.
+ * Returns its exit status. */
+static int
+ctl(const struct ssd *d, const char *args, char **out)
+{
+    char cmd[1024];
+
+    snprintf(cmd, sizeof cmd, "%s -s %s/ctl.sock %s 2>&1",
+             ssd_build_path("sockservctl"), d->dir, args);
+    return run_cmd(cmd, out);
 }
 
 /* The number after "key": in the JSON object of server name (its name
@@ -158,32 +168,33 @@ struct traffic {
     int open_n, acl_m, maxconn_m, persrc_m, rate_in, rate_out, udp_n, q_n;
 };
 
+/* Server name admits one connection at a time: one gets in and is held
+ * while m more are refused, then it ends.  Returns m. */
+static int
+over_limit(struct ssd *d, const char *name, int m)
+{
+    int fd = admitted(ssd_addr(d, name));
+
+    for (int i = 0; i < m; i++)
+        refused(ssd_addr(d, name));
+    shutdown(fd, SHUT_WR);
+    assert_true(ssd_closed_within(fd, 5000));
+    close(fd);
+    return m;
+}
+
 /* Makes the traffic whose counts the tests read back. */
 static void
 make_traffic(struct ssd *d, struct traffic *t)
 {
-    int fd;
-
     t->open_n = 4;
     for (int i = 0; i < t->open_n; i++)
         assert_true(ssd_echo_once(ssd_addr(d, "open")));
     t->acl_m = 3;
     for (int i = 0; i < t->acl_m; i++)
         refused(ssd_addr(d, "acl"));
-    t->maxconn_m = 2;
-    fd = admitted(ssd_addr(d, "maxconn"));
-    for (int i = 0; i < t->maxconn_m; i++)
-        refused(ssd_addr(d, "maxconn"));
-    shutdown(fd, SHUT_WR);
-    assert_true(ssd_closed_within(fd, 5000));
-    close(fd);
-    t->persrc_m = 2;
-    fd = admitted(ssd_addr(d, "persrc"));
-    for (int i = 0; i < t->persrc_m; i++)
-        refused(ssd_addr(d, "persrc"));
-    shutdown(fd, SHUT_WR);
-    assert_true(ssd_closed_within(fd, 5000));
-    close(fd);
+    t->maxconn_m = over_limit(d, "maxconn", 2);
+    t->persrc_m = over_limit(d, "persrc", 2);
     /* rate_limit = 1: the first gets in, then what comes within the same
      * second is refused; the exact split depends on timing, so it is
      * observed and compared */
@@ -236,9 +247,11 @@ check_status_json(const char *j, const struct traffic *t)
         assert_int_equal(json_num(j, s, "verify_request"), 0);
 }
 
+/* state: the mode (IN_MODE in main) */
 static void
-run_status(const char *mode)
+test_control_status(void **state)
 {
+    const char *mode = *state;
     struct ssd d;
     struct traffic t;
     struct stat st;
@@ -272,10 +285,6 @@ run_status(const char *mode)
     assert_int_equal(stat(path, &st), -1);      /* removed at exit */
     ssd_cleanup(&d);
 }
-
-static void test_control_status_threading(void **s) { (void)s; run_status("threading"); }
-static void test_control_status_forking(void **s) { (void)s; run_status("forking"); }
-static void test_control_status_event(void **s) { (void)s; run_status("event"); }
 
 /* One forking server is served from the main thread (solo): the control
  * socket still answers, from its own thread. */
@@ -331,22 +340,10 @@ test_control_errors(void **state)
 static int
 curl(const char *args, const char *url, char **out)
 {
-    char cmd[1024], chunk[4096];
-    size_t len = 0, n;
-    FILE *p, *m;
-    int st;
+    char cmd[1024];
 
-    *out = NULL;
-    m = open_memstream(out, &len);
-    assert_non_null(m);
     snprintf(cmd, sizeof cmd, "curl -sS --max-time 10 %s '%s'", args, url);
-    p = popen(cmd, "r");
-    assert_non_null(p);
-    while ((n = fread(chunk, 1, sizeof chunk, p)) > 0)
-        fwrite(chunk, 1, n, m);
-    st = pclose(p);
-    fclose(m);
-    return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+    return run_cmd(cmd, out);
 }
 
 static bool
@@ -484,9 +481,11 @@ sample(const char *text, const char *series)
     return strtoll(s + strlen(pat), NULL, 10);
 }
 
+/* state: the mode */
 static void
-run_metrics(const char *mode)
+test_metrics(void **state)
 {
+    const char *mode = *state;
     struct ssd d;
     struct traffic t;
     char url[256], *out, *body, *json;
@@ -562,10 +561,6 @@ run_metrics(const char *mode)
     ssd_cleanup(&d);
 }
 
-static void test_metrics_threading(void **s) { (void)s; run_metrics("threading"); }
-static void test_metrics_forking(void **s) { (void)s; run_metrics("forking"); }
-static void test_metrics_event(void **s) { (void)s; run_metrics("event"); }
-
 /* One raw HTTP exchange: sends req, returns what came back (to free). */
 static char *
 http_raw(const char *addr, const char *req, size_t len)
@@ -602,14 +597,15 @@ expect_status(const char *addr, const char *req, size_t len,
     free(r);
 }
 
+/* state: the mode */
 static void
-run_http(const char *mode)
+test_metrics_http(void **state)
 {
     static const char ini[] =
         "[metrics]\nhandler = metrics\ntype = tcp\nmode = threading\n"
         "port = 0\n";
+    const char *mode = *state, *a;
     struct ssd d;
-    const char *a;
     char *big, *r;
     size_t n;
 
@@ -650,10 +646,6 @@ run_http(const char *mode)
     ssd_cleanup(&d);
 }
 
-static void test_metrics_http_threading(void **s) { (void)s; run_http("threading"); }
-static void test_metrics_http_event(void **s) { (void)s; run_http("event"); }
-static void test_metrics_http_sync(void **s) { (void)s; run_http("sync"); }
-
 /* forking is refused at the mode line, naming the modes it runs in */
 static void
 test_metrics_forking_refused(void **state)
@@ -667,21 +659,25 @@ test_metrics_forking_refused(void **state)
     free(out);
 }
 
+/* f run in one mode, as the test "f_mode" (test_metrics_event...); the
+ * mode reaches f as its state */
+#define IN_MODE(f, mode) { #f "_" #mode, f, NULL, NULL, #mode }
+
 int
 main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_control_status_threading),
-        cmocka_unit_test(test_control_status_forking),
-        cmocka_unit_test(test_control_status_event),
+        IN_MODE(test_control_status, threading),
+        IN_MODE(test_control_status, forking),
+        IN_MODE(test_control_status, event),
         cmocka_unit_test(test_control_solo_forking),
         cmocka_unit_test(test_control_errors),
-        cmocka_unit_test(test_metrics_threading),
-        cmocka_unit_test(test_metrics_forking),
-        cmocka_unit_test(test_metrics_event),
-        cmocka_unit_test(test_metrics_http_threading),
-        cmocka_unit_test(test_metrics_http_event),
-        cmocka_unit_test(test_metrics_http_sync),
+        IN_MODE(test_metrics, threading),
+        IN_MODE(test_metrics, forking),
+        IN_MODE(test_metrics, event),
+        IN_MODE(test_metrics_http, threading),
+        IN_MODE(test_metrics_http, event),
+        IN_MODE(test_metrics_http, sync),
         cmocka_unit_test(test_metrics_forking_refused),
     };
 

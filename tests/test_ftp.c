@@ -449,14 +449,17 @@ test_ftp_anonymous(void **state)
     unlink(x.users);
 }
 
-/* Sends a command line, waits for a reply starting with code. */
+/* Sends a command line, waits for a reply starting with code; a failure
+ * names the line. */
 static void
 cmd_expect(int fd, const char *line, const char *code)
 {
     char buf[4096];
 
-    if (line != NULL)
-        assert_int_equal(ssd_send_str(fd, line), 0);
+    if (line != NULL && ssd_send_str(fd, line) != 0) {
+        fprintf(stderr, "cannot send %s\n", line);
+        fail();
+    }
     if (!ssd_recv_until(fd, buf, sizeof buf, "\r\n", 10000) ||
         strncmp(buf, code, strlen(code)) != 0) {
         fprintf(stderr, "sent %s, wanted %s, got \"%s\"\n",
@@ -465,11 +468,63 @@ cmd_expect(int fd, const char *line, const char *code)
     }
 }
 
+/* A line to send (NULL: none) and the reply code it gets. */
+struct step {
+    const char *line;
+    const char *code;
+};
+
+#define NSTEPS(a) (sizeof (a) / sizeof *(a))
+
+/* The steps on fd in order. */
+static void
+dialog(int fd, const struct step *steps, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        cmd_expect(fd, steps[i].line, steps[i].code);
+}
+
+/* A new control connection to addr, then the steps on it.  Returns it. */
+static int
+session(const char *addr, const struct step *steps, size_t n)
+{
+    int fd = ssd_connect(addr);
+
+    if (fd < 0) {
+        fprintf(stderr, "cannot connect to %s\n", addr);
+        fail();
+    }
+    dialog(fd, steps, n);
+    return fd;
+}
+
 /* A wrong password: 530 after a delay that does not stop other sessions
  * (event mode: one thread); the third failure closes the connection. */
 static void
 test_ftp_bad_password(void **state)
 {
+    static const struct step to_pass[] = {
+        { NULL, "220" },
+        { "USER anonymous\r\n", "530" },
+        { "USER damu\r\n", "331" },
+    }, noop[] = {
+        { NULL, "220" },
+        { "NOOP\r\n", "200" },
+    }, retries[] = {
+        { "USER damu\r\nPASS bad2\r\n", "331" },
+        { NULL, "530" },
+        { "USER damu\r\nPASS bad3\r\n", "331" },
+        { NULL, "421" },
+    }, home[] = {               /* the right one, with a home */
+        { NULL, "220" },
+        { "USER root\r\n", "331" },
+        { "PASS 123456\r\n", "230" },
+        { "PWD\r\n", "257 \"/home\"" },
+        { "CWD ../../..\r\n", "250" },
+        { "PWD\r\n", "257 \"/\"" },
+        { "CWD /evil\r\n", "550" },
+        { "QUIT\r\n", "221" },
+    };
     struct fx x;
     char addr[64];
 
@@ -481,40 +536,20 @@ test_ftp_bad_password(void **state)
 
         start(&x, modes[m], "anonymous = off\n");
         snprintf(addr, sizeof addr, "127.0.0.1:%d", x.port);
-        fd = ssd_connect(addr);
-        assert_true(fd >= 0);
-        cmd_expect(fd, NULL, "220");
-        cmd_expect(fd, "USER anonymous\r\n", "530");
-        cmd_expect(fd, "USER damu\r\n", "331");
+        fd = session(addr, to_pass, NSTEPS(to_pass));
         t0 = now();
         assert_int_equal(ssd_send_str(fd, "PASS wrong\r\n"), 0);
         /* meanwhile another session is served at once */
-        other = ssd_connect(addr);
-        assert_true(other >= 0);
-        cmd_expect(other, NULL, "220");
-        cmd_expect(other, "NOOP\r\n", "200");
+        other = session(addr, noop, NSTEPS(noop));
         t1 = now();
         assert_true(t1 - t0 < 0.8);
         close(other);
         cmd_expect(fd, NULL, "530");
         assert_true(now() - t0 >= 0.9);
-        cmd_expect(fd, "USER damu\r\nPASS bad2\r\n", "331");
-        cmd_expect(fd, NULL, "530");
-        cmd_expect(fd, "USER damu\r\nPASS bad3\r\n", "331");
-        cmd_expect(fd, NULL, "421");
+        dialog(fd, retries, NSTEPS(retries));
         assert_true(ssd_closed_within(fd, 5000));
         close(fd);
-        /* the right one, with a home */
-        fd = ssd_connect(addr);
-        cmd_expect(fd, NULL, "220");
-        cmd_expect(fd, "USER root\r\n", "331");
-        cmd_expect(fd, "PASS 123456\r\n", "230");
-        cmd_expect(fd, "PWD\r\n", "257 \"/home\"");
-        cmd_expect(fd, "CWD ../../..\r\n", "250");
-        cmd_expect(fd, "PWD\r\n", "257 \"/\"");
-        cmd_expect(fd, "CWD /evil\r\n", "550");
-        cmd_expect(fd, "QUIT\r\n", "221");
-        close(fd);
+        close(session(addr, home, NSTEPS(home)));
         assert_true(ssd_log_has(&x.d, "login failed for damu"));
         stop(&x);
     }
@@ -592,6 +627,28 @@ static void
 test_ftp_bad_input(void **state)
 {
     char addr[64], line[2048], path[300];
+    const struct step bad[] = {
+        { NULL, "220" },
+        { "PWD\r\n", "530" },
+        { "RETR hello.txt\r\n", "530" },
+        { line, "500" },        /* longer than a line may be */
+        { "XYZZY\r\n", "502" },
+        { "123\r\n", "500" },
+        { "USER anonymous\r\n", "331" },
+        { "PASS x\r\n", "230" },
+        { "PORT 127,0,0,1,200,10\r\n", "502" },
+        { "EPRT |1|127.0.0.1|51210|\r\n", "502" },
+        { "CWD a\rb\r\n", "501" },
+    };
+    static const struct step after[] = {
+        /* a passive port nobody connects to: 425 after data_timeout */
+        { "EPSV\r\n", "229" },
+        { "RETR hello.txt\r\n", "425" },
+        /* and the server stays healthy */
+        { "EPSV\r\n", "229" },
+        { "NOOP\r\n", "200" },
+        { "QUIT\r\n", "221" },
+    };
     struct fx x;
     int fd;
     long n0 = 0, n1 = 0;
@@ -600,21 +657,9 @@ test_ftp_bad_input(void **state)
     make_root(&x);
     start(&x, "event", "data_timeout = 0.5\n");
     snprintf(addr, sizeof addr, "127.0.0.1:%d", x.port);
-    fd = ssd_connect(addr);
-    assert_true(fd >= 0);
-    cmd_expect(fd, NULL, "220");
-    cmd_expect(fd, "PWD\r\n", "530");
-    cmd_expect(fd, "RETR hello.txt\r\n", "530");
     memset(line, 'A', sizeof line);
     memcpy(line + sizeof line - 3, "\r\n", 3);
-    cmd_expect(fd, line, "500");
-    cmd_expect(fd, "XYZZY\r\n", "502");
-    cmd_expect(fd, "123\r\n", "500");
-    cmd_expect(fd, "USER anonymous\r\n", "331");
-    cmd_expect(fd, "PASS x\r\n", "230");
-    cmd_expect(fd, "PORT 127,0,0,1,200,10\r\n", "502");
-    cmd_expect(fd, "EPRT |1|127.0.0.1|51210|\r\n", "502");
-    cmd_expect(fd, "CWD a\rb\r\n", "501");
+    fd = session(addr, bad, NSTEPS(bad));
     /* a flood of PASV: each closes the one before */
     snprintf(path, sizeof path, "/proc/%d/fd", (int)x.d.pid);
     for (int i = 0; i < 200; i++) {
@@ -631,13 +676,7 @@ test_ftp_bad_input(void **state)
         }
     }
     assert_int_equal(n0, n1);
-    /* a passive port nobody connects to: 425 after data_timeout */
-    cmd_expect(fd, "EPSV\r\n", "229");
-    cmd_expect(fd, "RETR hello.txt\r\n", "425");
-    /* and the server stays healthy */
-    cmd_expect(fd, "EPSV\r\n", "229");
-    cmd_expect(fd, "NOOP\r\n", "200");
-    cmd_expect(fd, "QUIT\r\n", "221");
+    dialog(fd, after, NSTEPS(after));
     close(fd);
     stop(&x);
     rm_tree(x.root);
@@ -649,23 +688,23 @@ test_ftp_bad_input(void **state)
 static void
 test_ftp_active(void **state)
 {
+    static const struct step no_bounce[] = {
+        { NULL, "220" },
+        { "USER anonymous\r\n", "331" },
+        { "PASS x\r\n", "230" },
+        { "PORT 127,0,0,2,200,10\r\n", "500" },
+        { "PORT 127,0,0,1,0,21\r\n", "500" },
+        { "QUIT\r\n", "221" },
+    };
     char addr[64], *out, code[600];
     const char *argv[] = { "python3", "-c", code, NULL };
     struct fx x;
-    int fd;
 
     (void)state;
     make_root(&x);
     start(&x, "event", "active = on\n");
     snprintf(addr, sizeof addr, "127.0.0.1:%d", x.port);
-    fd = ssd_connect(addr);
-    cmd_expect(fd, NULL, "220");
-    cmd_expect(fd, "USER anonymous\r\n", "331");
-    cmd_expect(fd, "PASS x\r\n", "230");
-    cmd_expect(fd, "PORT 127,0,0,2,200,10\r\n", "500");
-    cmd_expect(fd, "PORT 127,0,0,1,0,21\r\n", "500");
-    cmd_expect(fd, "QUIT\r\n", "221");
-    close(fd);
+    close(session(addr, no_bounce, NSTEPS(no_bounce)));
     snprintf(code, sizeof code, "import ftplib\nf = ftplib.FTP()\n"
              "f.connect('127.0.0.1', %d, timeout=20)\nf.login()\n"
              "f.set_pasv(False)\nb = bytearray()\n"

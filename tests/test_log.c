@@ -197,26 +197,35 @@ teardown(void **state)
 static void
 test_log_format_time(void **state)
 {
+    static const struct {
+        time_t sec;
+        long nsec;
+        bool iso;
+        const char *want;
+    } rows[] = {
+        { 0, 0, true, "1970-01-01T00:00:00.000Z" },
+        { 951782400, 999999999, true, "2000-02-29T00:00:00.999Z" },
+        { 951868799, 5000000, true, "2000-02-29T23:59:59.005Z" },
+        { 1796462323, 417000000, true, "2026-12-05T09:18:43.417Z" },
+        { 4102444800, 0, true, "2100-01-01T00:00:00.000Z" },
+        { 253402300799, 0, true, "9999-12-31T23:59:59.000Z" },
+        /* syslog's: the day padded with a space */
+        { 1796462323, 0, false, "Dec  5 09:18:43" },
+        { 951868799, 0, false, "Feb 29 23:59:59" },
+    };
     char b[64];
 
     (void)state;
-    ss_log_format_time(b, sizeof b, 0, 0, true);
-    assert_string_equal(b, "1970-01-01T00:00:00.000Z");
-    ss_log_format_time(b, sizeof b, 951782400, 999999999, true);
-    assert_string_equal(b, "2000-02-29T00:00:00.999Z");
-    ss_log_format_time(b, sizeof b, 951868799, 5000000, true);
-    assert_string_equal(b, "2000-02-29T23:59:59.005Z");
-    ss_log_format_time(b, sizeof b, 1796462323, 417000000, true);
-    assert_string_equal(b, "2026-12-05T09:18:43.417Z");
-    ss_log_format_time(b, sizeof b, 4102444800, 0, true);
-    assert_string_equal(b, "2100-01-01T00:00:00.000Z");
-    ss_log_format_time(b, sizeof b, 253402300799, 0, true);
-    assert_string_equal(b, "9999-12-31T23:59:59.000Z");
-    /* syslog's: the day padded with a space */
-    ss_log_format_time(b, sizeof b, 1796462323, 0, false);
-    assert_string_equal(b, "Dec  5 09:18:43");
-    ss_log_format_time(b, sizeof b, 951868799, 0, false);
-    assert_string_equal(b, "Feb 29 23:59:59");
+    for (size_t i = 0; i < sizeof rows / sizeof *rows; i++) {
+        ss_log_format_time(b, sizeof b, rows[i].sec, rows[i].nsec,
+                           rows[i].iso);
+        if (strcmp(b, rows[i].want) != 0) {
+            fprintf(stderr, "row %zu: %lld.%09ld (%s): \"%s\", wanted "
+                    "\"%s\"\n", i, (long long)rows[i].sec, rows[i].nsec,
+                    rows[i].iso ? "iso" : "syslog", b, rows[i].want);
+            fail();
+        }
+    }
     /* a short buffer is cut, never overrun */
     assert_int_equal(ss_log_format_time(b, 5, 0, 0, true), 4);
     assert_string_equal(b, "1970");
@@ -237,60 +246,70 @@ test_log_format_time(void **state)
 static void
 test_log_format_sinks(void **state)
 {
+    /* whole lines: stderr's, and journald's with sd-daemon's levels; the
+     * start of syslog's: facility daemon (3 << 3) + severity */
+    static const struct {
+        enum ss_log_sink sink;
+        enum ss_log_level level;
+        const char *msg, *want;
+        bool whole;
+    } rows[] = {
+        { SS_SINK_STDERR, SS_LOG_INFO, "e: listening", "e: listening", true },
+        { SS_SINK_STDERR, SS_LOG_WARNING, "x", "warning: x", true },
+        { SS_SINK_JOURNAL, SS_LOG_ERROR, "x", "<3>error: x", true },
+        { SS_SINK_JOURNAL, SS_LOG_WARNING, "x", "<4>warning: x", true },
+        { SS_SINK_JOURNAL, SS_LOG_INFO, "x", "<6>x", true },
+        { SS_SINK_JOURNAL, SS_LOG_DEBUG, "x", "<7>debug: x", true },
+        { SS_SINK_SYSLOG, SS_LOG_ERROR, "x", "<27>", false },
+        { SS_SINK_SYSLOG, SS_LOG_DEBUG, "x", "<31>", false },
+        { SS_SINK_SYSLOG, SS_LOG_WARNING, "x", "<28>", false },
+    };
     char b[256], want[128];
 
     (void)state;
-    ss_log_format(SS_SINK_STDERR, SS_LOG_INFO, "e: listening", b, sizeof b);
-    assert_string_equal(b, "e: listening");
-    ss_log_format(SS_SINK_STDERR, SS_LOG_WARNING, "x", b, sizeof b);
-    assert_string_equal(b, "warning: x");
-    /* journald: sd-daemon's levels */
-    ss_log_format(SS_SINK_JOURNAL, SS_LOG_ERROR, "x", b, sizeof b);
-    assert_string_equal(b, "<3>error: x");
-    ss_log_format(SS_SINK_JOURNAL, SS_LOG_WARNING, "x", b, sizeof b);
-    assert_string_equal(b, "<4>warning: x");
-    ss_log_format(SS_SINK_JOURNAL, SS_LOG_INFO, "x", b, sizeof b);
-    assert_string_equal(b, "<6>x");
-    ss_log_format(SS_SINK_JOURNAL, SS_LOG_DEBUG, "x", b, sizeof b);
-    assert_string_equal(b, "<7>debug: x");
+    for (size_t i = 0; i < sizeof rows / sizeof *rows; i++) {
+        ss_log_format(rows[i].sink, rows[i].level, rows[i].msg, b, sizeof b);
+        if (rows[i].whole ? strcmp(b, rows[i].want) != 0
+                          : strncmp(b, rows[i].want, strlen(rows[i].want))
+                            != 0) {
+            fprintf(stderr, "row %zu: sink %d, level %d, \"%s\": \"%s\", "
+                    "wanted %s\"%s\"\n", i, (int)rows[i].sink,
+                    (int)rows[i].level, rows[i].msg, b,
+                    rows[i].whole ? "" : "a start of ", rows[i].want);
+            fail();
+        }
+    }
     /* the file: the time, then sockserv[PID] */
     ss_log_format(SS_SINK_FILE, SS_LOG_WARNING, "e: slow", b, sizeof b);
     assert_true(stamped(b, getpid(), "warning: e: slow"));
     assert_int_equal(strlen(b), 24 + strlen(" sockserv[]: warning: e: slow") +
                      (size_t)snprintf(want, sizeof want, "%d", (int)getpid()));
-    /* syslog: facility daemon (3 << 3) + severity, the time, the tag */
+    /* syslog: the time and the tag after the priority */
     ss_log_format(SS_SINK_SYSLOG, SS_LOG_INFO, "hi", b, sizeof b);
     assert_memory_equal(b, "<30>", 4);
     snprintf(want, sizeof want, " sockserv[%d]: hi", (int)getpid());
     assert_string_equal(b + 4 + 15, want);
-    ss_log_format(SS_SINK_SYSLOG, SS_LOG_ERROR, "x", b, sizeof b);
-    assert_memory_equal(b, "<27>", 4);
-    ss_log_format(SS_SINK_SYSLOG, SS_LOG_DEBUG, "x", b, sizeof b);
-    assert_memory_equal(b, "<31>", 4);
-    ss_log_format(SS_SINK_SYSLOG, SS_LOG_WARNING, "x", b, sizeof b);
-    assert_memory_equal(b, "<28>", 4);
 }
 
 static void
 test_log_parse_journal_stream(void **state)
 {
+    static const char *const refused[] = {
+        NULL, "", "8", "8:", ":8", "8:9x", "-8:9", "8:-9", "8:9:10",
+        "99999999999999999999999:1",
+    };
     unsigned long long dev = 0, ino = 0;
 
     (void)state;
     assert_true(ss_log_parse_journal_stream("8:123456", &dev, &ino));
     assert_true(dev == 8 && ino == 123456);
     assert_true(ss_log_parse_journal_stream("0:0", &dev, &ino));
-    assert_false(ss_log_parse_journal_stream(NULL, &dev, &ino));
-    assert_false(ss_log_parse_journal_stream("", &dev, &ino));
-    assert_false(ss_log_parse_journal_stream("8", &dev, &ino));
-    assert_false(ss_log_parse_journal_stream("8:", &dev, &ino));
-    assert_false(ss_log_parse_journal_stream(":8", &dev, &ino));
-    assert_false(ss_log_parse_journal_stream("8:9x", &dev, &ino));
-    assert_false(ss_log_parse_journal_stream("-8:9", &dev, &ino));
-    assert_false(ss_log_parse_journal_stream("8:-9", &dev, &ino));
-    assert_false(ss_log_parse_journal_stream("8:9:10", &dev, &ino));
-    assert_false(ss_log_parse_journal_stream(
-        "99999999999999999999999:1", &dev, &ino));
+    for (size_t i = 0; i < sizeof refused / sizeof *refused; i++)
+        if (ss_log_parse_journal_stream(refused[i], &dev, &ino)) {
+            fprintf(stderr, "row %zu: \"%s\" taken\n", i,
+                    refused[i] != NULL ? refused[i] : "(null)");
+            fail();
+        }
 }
 
 /* <N> prefixes only when fd 2 is the stream $JOURNAL_STREAM names. */

@@ -76,44 +76,87 @@ crc_fix(unsigned char *b, size_t n, size_t at)
     b[at + 3] = (unsigned char)c;
 }
 
+/* ss is a sockaddr_in or sockaddr_in6 (family) of len bytes holding addr
+ * (as inet_ntop writes it) and port. */
 static void
-assert_inet(const struct sockaddr_storage *ss, socklen_t len,
-            const char *addr, unsigned port)
+assert_ip(const struct sockaddr_storage *ss, socklen_t len, int family,
+          const char *addr, unsigned port)
 {
     const struct sockaddr_in *in = (const void *)ss;
-    char text[INET_ADDRSTRLEN];
-
-    assert_int_equal(len, sizeof *in);
-    assert_int_equal(in->sin_family, AF_INET);
-    assert_non_null(inet_ntop(AF_INET, &in->sin_addr, text, sizeof text));
-    assert_string_equal(text, addr);
-    assert_int_equal(ntohs(in->sin_port), port);
-}
-
-static void
-assert_inet6(const struct sockaddr_storage *ss, socklen_t len,
-             const char *addr, unsigned port)
-{
     const struct sockaddr_in6 *in6 = (const void *)ss;
+    const void *bytes = family == AF_INET ? (const void *)&in->sin_addr
+                                          : (const void *)&in6->sin6_addr;
     char text[INET6_ADDRSTRLEN];
 
-    assert_int_equal(len, sizeof *in6);
-    assert_int_equal(in6->sin6_family, AF_INET6);
-    assert_non_null(inet_ntop(AF_INET6, &in6->sin6_addr, text,
-                              sizeof text));
+    assert_int_equal(len, family == AF_INET ? sizeof *in : sizeof *in6);
+    assert_int_equal(ss->ss_family, family);
+    assert_non_null(inet_ntop(family, bytes, text, sizeof text));
     assert_string_equal(text, addr);
-    assert_int_equal(ntohs(in6->sin6_port), port);
+    assert_int_equal(ntohs(family == AF_INET ? in->sin_port : in6->sin6_port),
+                     port);
 }
 
-/* Parses s (a C string) with versions; expects -1 and the reason why. */
+#define assert_inet(ss, len, addr, port) \
+    assert_ip(ss, len, AF_INET, addr, port)
+#define assert_inet6(ss, len, addr, port) \
+    assert_ip(ss, len, AF_INET6, addr, port)
+
+/* s[0..n) on stderr, its control and high bytes as C escapes. */
+static void
+put_escaped(const void *s, size_t n)
+{
+    const unsigned char *p = s;
+
+    for (size_t i = 0; i < n; i++) {
+        if (p[i] == '\r')
+            fputs("\\r", stderr);
+        else if (p[i] == '\n')
+            fputs("\\n", stderr);
+        else if (p[i] < 0x20 || p[i] >= 0x7f || p[i] == '\\')
+            fprintf(stderr, "\\x%02x", p[i]);
+        else
+            fputc(p[i], stderr);
+    }
+}
+
+/* Parses s (a C string) with versions; expects -1, the reason why, and
+ * no more bytes asked for.  A mismatch names the line and what came. */
 static void
 assert_refused(const char *s, unsigned versions, const char *why)
 {
     struct ss_proxy_result r;
+    int got = ss_proxy_parse(s, strlen(s), versions, &r);
+    size_t need = ss_proxy_need(s, strlen(s), versions);
 
-    assert_int_equal(ss_proxy_parse(s, strlen(s), versions, &r), -1);
-    assert_string_equal(r.why, why);
-    assert_int_equal(ss_proxy_need(s, strlen(s), versions), 0);
+    if (got != -1 || r.why == NULL || strcmp(r.why, why) != 0 || need != 0) {
+        fputs("\"", stderr);
+        put_escaped(s, strlen(s));
+        fprintf(stderr, "\" (versions %u): parse %d (%s), need %zu; wanted "
+                "-1 (%s), need 0\n", versions, got,
+                r.why != NULL ? r.why : "no reason", need, why);
+        fail();
+    }
+}
+
+/* A line and the reason it is refused for. */
+struct refusal {
+    const char *line;
+    const char *why;
+};
+
+/* the reasons of the address and port tables, short enough for a row */
+#define SRC_ADDR "v1: bad source address"
+#define DST_ADDR "v1: bad destination address"
+#define SRC_PORT "v1: bad source port"
+#define DST_PORT "v1: bad destination port"
+
+#define NROWS(a) (sizeof (a) / sizeof *(a))
+
+static void
+assert_refusals(const struct refusal *rows, size_t n, unsigned versions)
+{
+    for (size_t i = 0; i < n; i++)
+        assert_refused(rows[i].line, versions, rows[i].why);
 }
 
 static void
@@ -304,25 +347,26 @@ test_ss_proxy_parse_v1_too_long(void **state)
 static void
 test_ss_proxy_parse_v1_bad_address(void **state)
 {
+    static const struct refusal rows[] = {
+        { "PROXY TCP4 1.2.3.256 5.6.7.8 1 2\r\n", SRC_ADDR },
+        { "PROXY TCP4 01.2.3.4 5.6.7.8 1 2\r\n", SRC_ADDR },
+        { "PROXY TCP4 1.2.3 5.6.7.8 1 2\r\n", SRC_ADDR },
+        { "PROXY TCP4 ::1 5.6.7.8 1 2\r\n", SRC_ADDR },
+        { "PROXY TCP4 1.2.3.4 5.6.7.8.9 1 2\r\n", DST_ADDR },
+        { "PROXY TCP4 1.2.3.4 example.com 1 2\r\n", DST_ADDR },
+        { "PROXY TCP6 1.2.3.4 ::1 1 2\r\n", SRC_ADDR },
+        { "PROXY TCP6 ::1 1::2::3 1 2\r\n", DST_ADDR },
+        { "PROXY TCP6 ::1 ::g 1 2\r\n", DST_ADDR },
+        /* two spaces: an empty field */
+        { "PROXY TCP4  1.2.3.4 5.6.7.8 1 2\r\n", SRC_ADDR },
+        { "PROXY TCP4 1.2.3.4  5.6.7.8 1 2\r\n", DST_ADDR },
+        /* refused before the line ends, as soon as it cannot be an
+         * address */
+        { "PROXY TCP4 1.2.3.4x", SRC_ADDR },
+        { "PROXY TCP4 1234567890123456", SRC_ADDR },
+    };
+
     (void)state;
-    assert_refused("PROXY TCP4 1.2.3.256 5.6.7.8 1 2\r\n", ANY,
-                   "v1: bad source address");
-    assert_refused("PROXY TCP4 01.2.3.4 5.6.7.8 1 2\r\n", ANY,
-                   "v1: bad source address");
-    assert_refused("PROXY TCP4 1.2.3 5.6.7.8 1 2\r\n", ANY,
-                   "v1: bad source address");
-    assert_refused("PROXY TCP4 ::1 5.6.7.8 1 2\r\n", ANY,
-                   "v1: bad source address");
-    assert_refused("PROXY TCP4 1.2.3.4 5.6.7.8.9 1 2\r\n", ANY,
-                   "v1: bad destination address");
-    assert_refused("PROXY TCP4 1.2.3.4 example.com 1 2\r\n", ANY,
-                   "v1: bad destination address");
-    assert_refused("PROXY TCP6 1.2.3.4 ::1 1 2\r\n", ANY,
-                   "v1: bad source address");
-    assert_refused("PROXY TCP6 ::1 1::2::3 1 2\r\n", ANY,
-                   "v1: bad destination address");
-    assert_refused("PROXY TCP6 ::1 ::g 1 2\r\n", ANY,
-                   "v1: bad destination address");
     /* a NUL inside an address: inet_pton would read "::ff" alone */
     {
         static const char nul[] = "PROXY TCP6 ::1 ::ff\0:1 1 2\r\n";
@@ -333,56 +377,43 @@ test_ss_proxy_parse_v1_bad_address(void **state)
         assert_int_equal(ss_proxy_parse(nul, 20, ANY, &r), -1);
         assert_string_equal(r.why, "v1: bad destination address");
     }
-    /* two spaces: an empty field */
-    assert_refused("PROXY TCP4  1.2.3.4 5.6.7.8 1 2\r\n", ANY,
-                   "v1: bad source address");
-    assert_refused("PROXY TCP4 1.2.3.4  5.6.7.8 1 2\r\n", ANY,
-                   "v1: bad destination address");
-    /* refused before the line ends, as soon as it cannot be an address */
-    assert_refused("PROXY TCP4 1.2.3.4x", ANY, "v1: bad source address");
-    assert_refused("PROXY TCP4 1234567890123456", ANY,
-                   "v1: bad source address");
+    assert_refusals(rows, NROWS(rows), ANY);
 }
 
 static void
 test_ss_proxy_parse_v1_bad_port(void **state)
 {
+    static const struct refusal rows[] = {
+        { "PROXY TCP4 1.2.3.4 5.6.7.8 65536 2\r\n", SRC_PORT },
+        { "PROXY TCP4 1.2.3.4 5.6.7.8 080 2\r\n", SRC_PORT },
+        { "PROXY TCP4 1.2.3.4 5.6.7.8 +80 2\r\n", SRC_PORT },
+        { "PROXY TCP4 1.2.3.4 5.6.7.8 -1 2\r\n", SRC_PORT },
+        { "PROXY TCP4 1.2.3.4 5.6.7.8  80 2\r\n", SRC_PORT },
+        { "PROXY TCP4 1.2.3.4 5.6.7.8 80 2x\r\n", DST_PORT },
+        { "PROXY TCP4 1.2.3.4 5.6.7.8 80 00\r\n", DST_PORT },
+        { "PROXY TCP4 1.2.3.4 5.6.7.8 80 123456\r\n", DST_PORT },
+        { "PROXY TCP4 1.2.3.4 5.6.7.8 80 99999", DST_PORT },
+    };
+
     (void)state;
-    assert_refused("PROXY TCP4 1.2.3.4 5.6.7.8 65536 2\r\n", ANY,
-                   "v1: bad source port");
-    assert_refused("PROXY TCP4 1.2.3.4 5.6.7.8 080 2\r\n", ANY,
-                   "v1: bad source port");
-    assert_refused("PROXY TCP4 1.2.3.4 5.6.7.8 +80 2\r\n", ANY,
-                   "v1: bad source port");
-    assert_refused("PROXY TCP4 1.2.3.4 5.6.7.8 -1 2\r\n", ANY,
-                   "v1: bad source port");
-    assert_refused("PROXY TCP4 1.2.3.4 5.6.7.8  80 2\r\n", ANY,
-                   "v1: bad source port");
-    assert_refused("PROXY TCP4 1.2.3.4 5.6.7.8 80 2x\r\n", ANY,
-                   "v1: bad destination port");
-    assert_refused("PROXY TCP4 1.2.3.4 5.6.7.8 80 00\r\n", ANY,
-                   "v1: bad destination port");
-    assert_refused("PROXY TCP4 1.2.3.4 5.6.7.8 80 123456\r\n", ANY,
-                   "v1: bad destination port");
-    assert_refused("PROXY TCP4 1.2.3.4 5.6.7.8 80 99999", ANY,
-                   "v1: bad destination port");
+    assert_refusals(rows, NROWS(rows), ANY);
 }
 
 static void
 test_ss_proxy_parse_v1_missing_crlf(void **state)
 {
+    static const struct refusal rows[] = {
+        { "PROXY TCP4 1.2.3.4 5.6.7.8 80 443\n", "v1: LF without CR" },
+        { "PROXY TCP4 1.2.3.4 5.6.7.8 80 443\rX", "v1: CR not followed by LF" },
+        { "PROXY TCP4 1.2.3.4\r 5.6.7.8 80 443\r\n", "v1: CR not followed by LF" },
+        { "PROXY UNKNOWN\n", "v1: LF without CR" },
+        { "PROXY UNKNOWN \r \r\n", "v1: CR not followed by LF" },
+    };
     struct ss_proxy_result r;
     const char *s = "PROXY TCP4 1.2.3.4 5.6.7.8 80 443";
 
     (void)state;
-    assert_refused("PROXY TCP4 1.2.3.4 5.6.7.8 80 443\n", ANY,
-                   "v1: LF without CR");
-    assert_refused("PROXY TCP4 1.2.3.4 5.6.7.8 80 443\rX", ANY,
-                   "v1: CR not followed by LF");
-    assert_refused("PROXY TCP4 1.2.3.4\r 5.6.7.8 80 443\r\n", ANY,
-                   "v1: CR not followed by LF");
-    assert_refused("PROXY UNKNOWN\n", ANY, "v1: LF without CR");
-    assert_refused("PROXY UNKNOWN \r \r\n", ANY, "v1: CR not followed by LF");
+    assert_refusals(rows, NROWS(rows), ANY);
     /* no end yet: more is needed, at least the CRLF */
     assert_int_equal(ss_proxy_parse(s, strlen(s), ANY, &r), 0);
     assert_null(r.why);
@@ -392,26 +423,23 @@ test_ss_proxy_parse_v1_missing_crlf(void **state)
 static void
 test_ss_proxy_parse_v1_fields(void **state)
 {
+    static const struct refusal rows[] = {
+        { "PROXY TCP4 1.2.3.4 5.6.7.8 80\r\n", "v1: too few fields" },
+        { "PROXY TCP4\r\n", "v1: too few fields" },
+        { "PROXY TCP4 1.2.3.4 5.6.7.8 80 443 1\r\n", "v1: too many fields" },
+        { "PROXY TCP4 1.2.3.4 5.6.7.8 80 443 \r\n", "v1: too many fields" },
+        { "PROXY TCP4 1.2.3.4 5.6.7.8 80 443 ", "v1: too many fields" },
+        { "PROXY UDP4 1.2.3.4 5.6.7.8 80 443\r\n", "v1: unknown protocol" },
+        { "PROXY tcp4 1.2.3.4 5.6.7.8 80 443\r\n", "v1: unknown protocol" },
+        { "PROXY  TCP4 1.2.3.4 5.6.7.8 80 443\r\n", "v1: unknown protocol" },
+        { "PROXY \r\n", "v1: unknown protocol" },
+        { "PROXY X", "v1: unknown protocol" },
+        { "PROXYTCP4", "not a PROXY header" },
+        { "proxy TCP4", "not a PROXY header" },
+    };
+
     (void)state;
-    assert_refused("PROXY TCP4 1.2.3.4 5.6.7.8 80\r\n", ANY,
-                   "v1: too few fields");
-    assert_refused("PROXY TCP4\r\n", ANY, "v1: too few fields");
-    assert_refused("PROXY TCP4 1.2.3.4 5.6.7.8 80 443 1\r\n", ANY,
-                   "v1: too many fields");
-    assert_refused("PROXY TCP4 1.2.3.4 5.6.7.8 80 443 \r\n", ANY,
-                   "v1: too many fields");
-    assert_refused("PROXY TCP4 1.2.3.4 5.6.7.8 80 443 ", ANY,
-                   "v1: too many fields");
-    assert_refused("PROXY UDP4 1.2.3.4 5.6.7.8 80 443\r\n", ANY,
-                   "v1: unknown protocol");
-    assert_refused("PROXY tcp4 1.2.3.4 5.6.7.8 80 443\r\n", ANY,
-                   "v1: unknown protocol");
-    assert_refused("PROXY  TCP4 1.2.3.4 5.6.7.8 80 443\r\n", ANY,
-                   "v1: unknown protocol");
-    assert_refused("PROXY \r\n", ANY, "v1: unknown protocol");
-    assert_refused("PROXY X", ANY, "v1: unknown protocol");
-    assert_refused("PROXYTCP4", ANY, "not a PROXY header");
-    assert_refused("proxy TCP4", ANY, "not a PROXY header");
+    assert_refusals(rows, NROWS(rows), ANY);
 }
 
 static void

@@ -51,6 +51,15 @@ count(struct ssd *d, const char *needle)
     return n;
 }
 
+/* 10 ms: a step of a poll with a deadline, not a blind wait. */
+static void
+nap(void)
+{
+    struct timespec ts = { 0, 10 * 1000000L };
+
+    nanosleep(&ts, NULL);
+}
+
 /* Sends SIGHUP and waits for the reload's last line (either). */
 static void
 reload(struct ssd *d)
@@ -60,15 +69,42 @@ reload(struct ssd *d)
 
     kill(d->pid, SIGHUP);
     for (int i = 0; i < WAIT_MS / 10; i++) {
-        struct timespec ts = { 0, 10 * 1000000L };
-
         if (count(d, "sockserv: reloaded: ") +
             count(d, "sockserv: reload failed") > before)
             return;
-        nanosleep(&ts, NULL);   /* polling the log, not waiting blind */
+        nap();                  /* polling the log, not waiting blind */
     }
     ssd_print_log(d);
     fail_msg("no end of reload in the log");
+}
+
+/* Sends what on fd and waits for want to come back; a failure says
+ * which exchange it was. */
+static void
+exchange(int fd, const char *what, const char *want)
+{
+    char buf[16];
+
+    if (ssd_send_str(fd, what) != 0)
+        fail_msg("fd %d: cannot send \"%s\"", fd, what);
+    if (!ssd_recv_until(fd, buf, sizeof buf, want, WAIT_MS))
+        fail_msg("sent \"%s\" on fd %d: no \"%s\" back within %d ms (got "
+                 "\"%s\")", what, fd, want, WAIT_MS, buf);
+}
+
+/* An echo of s on fd. */
+static void
+echo(int fd, const char *s)
+{
+    exchange(fd, s, s);
+}
+
+/* Stops the daemon (it exits 0) and removes its files. */
+static void
+stop(struct ssd *d)
+{
+    assert_int_equal(ssd_stop(d, SIGTERM), 0);
+    ssd_cleanup(d);
 }
 
 /* ---- a connect loop across ten reloads, in each mode ------------------- */
@@ -111,7 +147,6 @@ ten_reloads(const char *mode)
     pthread_t tid;
     long before;
     int old;
-    char buf[16];
 
     snprintf(ini, sizeof ini, "[e]\nhandler = echo\nmode = %s\nport = 0\n"
              "timeout = 30\n", mode);
@@ -119,8 +154,7 @@ ten_reloads(const char *mode)
     snprintf(l.addr, sizeof l.addr, "%s", ssd_addr(&d, "e"));
     old = ssd_connect(l.addr);         /* held across every reload */
     if (strcmp(mode, "sync") != 0) {   /* sync: it would hold the server */
-        assert_int_equal(ssd_send_str(old, "a"), 0);
-        assert_true(ssd_recv_until(old, buf, sizeof buf, "a", WAIT_MS));
+        echo(old, "a");
     } else {
         close(old);
         old = -1;
@@ -136,11 +170,8 @@ ten_reloads(const char *mode)
                                "0 removed, 0 unchanged"), i + 1);
         /* connections went on meanwhile */
         for (int k = 0; k < 500 && __atomic_load_n(&l.ok, __ATOMIC_SEQ_CST)
-                               == before; k++) {
-            struct timespec ts = { 0, 10 * 1000000L };
-
-            nanosleep(&ts, NULL);
-        }
+                               == before; k++)
+            nap();
     }
     __atomic_store_n(&l.stop, 1, __ATOMIC_SEQ_CST);
     pthread_join(tid, NULL);
@@ -152,12 +183,10 @@ ten_reloads(const char *mode)
     assert_int_equal(count(&d, l.addr), 11);
     if (old >= 0) {
         /* the connection from before still has its handler */
-        assert_int_equal(ssd_send_str(old, "b"), 0);
-        assert_true(ssd_recv_until(old, buf, sizeof buf, "b", WAIT_MS));
+        echo(old, "b");
         close(old);
     }
-    assert_int_equal(ssd_stop(&d, SIGTERM), 0);
-    ssd_cleanup(&d);
+    stop(&d);
 }
 
 static void
@@ -178,15 +207,13 @@ test_reload_bad_file_changes_nothing(void **state)
 {
     static const char good[] = "[e]\nhandler = echo\nmode = threading\n"
                                "port = 0\n";
-    char buf[16];
     struct ssd d;
     int fd;
 
     (void)state;
     assert_int_equal(ssd_start(&d, good, 1, NULL), 0);
     fd = ssd_connect(ssd_addr(&d, "e"));
-    assert_int_equal(ssd_send_str(fd, "x"), 0);
-    assert_true(ssd_recv_until(fd, buf, sizeof buf, "x", WAIT_MS));
+    echo(fd, "x");
     rewrite(&d, "[e]\nhandler = echo\nmode = threading\nport = 0\n"
                 "bogus = 1\n[f]\nhandler = nosuch\nport = 0\n");
     reload(&d);
@@ -196,8 +223,7 @@ test_reload_bad_file_changes_nothing(void **state)
     assert_true(ssd_log_has(&d, "test.ini:7: handler \"nosuch\""));
     assert_false(ssd_log_has(&d, "reloaded:"));
     /* the running request and new ones are served as before */
-    assert_int_equal(ssd_send_str(fd, "y"), 0);
-    assert_true(ssd_recv_until(fd, buf, sizeof buf, "y", WAIT_MS));
+    echo(fd, "y");
     assert_true(ssd_echo_once(ssd_addr(&d, "e")));
     /* and a good file later is taken */
     rewrite(&d, "[e]\nhandler = echo\nmode = threading\nport = 0\n"
@@ -206,11 +232,9 @@ test_reload_bad_file_changes_nothing(void **state)
     assert_true(ssd_log_has(&d, "reloaded: 0 added, 1 changed, 0 removed, "
                                 "0 unchanged"));
     assert_true(ssd_echo_once(ssd_addr(&d, "e")));
-    assert_int_equal(ssd_send_str(fd, "z"), 0);
-    assert_true(ssd_recv_until(fd, buf, sizeof buf, "z", WAIT_MS));
+    echo(fd, "z");
     close(fd);
-    assert_int_equal(ssd_stop(&d, SIGTERM), 0);
-    ssd_cleanup(&d);
+    stop(&d);
 }
 
 /* ---- added, removed, unchanged; [global] keys that need a restart ------- */
@@ -218,7 +242,7 @@ test_reload_bad_file_changes_nothing(void **state)
 static void
 test_reload_added_removed_unchanged(void **state)
 {
-    char buf[16], b_addr[160];
+    char b_addr[160];
     struct ssd d;
     int fd_a, fd_b;
 
@@ -229,10 +253,8 @@ test_reload_added_removed_unchanged(void **state)
     snprintf(b_addr, sizeof b_addr, "%s", ssd_addr(&d, "b"));
     fd_a = ssd_connect(ssd_addr(&d, "a"));
     fd_b = ssd_connect(b_addr);
-    assert_int_equal(ssd_send_str(fd_a, "1"), 0);
-    assert_true(ssd_recv_until(fd_a, buf, sizeof buf, "1", WAIT_MS));
-    assert_int_equal(ssd_send_str(fd_b, "2"), 0);
-    assert_true(ssd_recv_until(fd_b, buf, sizeof buf, "2", WAIT_MS));
+    echo(fd_a, "1");
+    echo(fd_b, "2");
     rewrite(&d, "[global]\nuser = root\n"
                 "[a]\nhandler = echo\nmode = event\nport = 0\n"
                 "[c]\nhandler = echo\nmode = threading\nport = 0\n");
@@ -244,15 +266,12 @@ test_reload_added_removed_unchanged(void **state)
     assert_true(ssd_log_wait(&d, "c: listening on", WAIT_MS));
     /* b's socket closed at once: refused; its running request drains */
     assert_true(ssd_connect(b_addr) < 0);
-    assert_int_equal(ssd_send_str(fd_b, "3"), 0);
-    assert_true(ssd_recv_until(fd_b, buf, sizeof buf, "3", WAIT_MS));
+    echo(fd_b, "3");
     close(fd_b);
     /* a, unchanged, never noticed */
-    assert_int_equal(ssd_send_str(fd_a, "4"), 0);
-    assert_true(ssd_recv_until(fd_a, buf, sizeof buf, "4", WAIT_MS));
+    echo(fd_a, "4");
     close(fd_a);
-    assert_int_equal(ssd_stop(&d, SIGTERM), 0);
-    ssd_cleanup(&d);
+    stop(&d);
 }
 
 /* ---- a plugin rebuilt under a live connection --------------------------- */
@@ -296,7 +315,7 @@ install(const char *src, const char *dst)
 static void
 plugin_swap(const char *mode)
 {
-    char dir[] = "/tmp/sockserv-gen-XXXXXX", so[64], ini[256], buf[64];
+    char dir[] = "/tmp/sockserv-gen-XXXXXX", so[64], ini[256];
     struct ssd d;
     int x, y;
 
@@ -307,32 +326,25 @@ plugin_swap(const char *mode)
              mode);
     assert_int_equal(ssd_start(&d, ini, 1, NULL), 0);
     x = ssd_connect(ssd_addr(&d, "g"));
-    assert_int_equal(ssd_send_str(x, "one\n"), 0);
-    assert_true(ssd_recv_until(x, buf, sizeof buf, "A:one\n", WAIT_MS));
+    exchange(x, "one\n", "A:one\n");
     /* rebuilt at the same path: a new generation, the INI unchanged */
     install(ssd_build_path("tests/plugins/gen_b.so"), so);
     reload(&d);
     assert_true(ssd_log_has(&d, "reloaded: 0 added, 1 changed, 0 removed, "
                                 "0 unchanged"));
     y = ssd_connect(ssd_addr(&d, "g"));
-    assert_int_equal(ssd_send_str(y, "two\n"), 0);
-    assert_true(ssd_recv_until(y, buf, sizeof buf, "B:two\n", WAIT_MS));
+    exchange(y, "two\n", "B:two\n");
     /* the old connection keeps the old code */
-    assert_int_equal(ssd_send_str(x, "three\n"), 0);
-    assert_true(ssd_recv_until(x, buf, sizeof buf, "A:three\n", WAIT_MS));
+    exchange(x, "three\n", "A:three\n");
     assert_true(maps_have(d.pid, "gen.so (deleted)"));
     close(x);
     /* the old generation is unloaded after its last request */
     for (int i = 0; i < WAIT_MS / 10 && maps_have(d.pid, "gen.so (deleted)");
-         i++) {
-        struct timespec ts = { 0, 10 * 1000000L };
-
-        nanosleep(&ts, NULL);
-    }
+         i++)
+        nap();
     assert_false(maps_have(d.pid, "gen.so (deleted)"));
     close(y);
-    assert_int_equal(ssd_stop(&d, SIGTERM), 0);
-    ssd_cleanup(&d);
+    stop(&d);
     unlink(so);
     rmdir(dir);
 }

@@ -19,6 +19,7 @@
 #include <unistd.h>
 #include <cmocka.h>
 
+#include "support/chatcl.h"
 #include "support/daemon.h"
 
 #define WAIT_MS 5000            /* bound on anything that should be quick */
@@ -34,132 +35,13 @@ static const char split_msg[] =
 static const char rejoined_msg[] =
     "* the room is joined again: members on every server see each other\n";
 
-/* ---- clients with a receive buffer --------------------------------------- */
-
-struct cl {
-    int fd;
-    char *buf;
-    size_t len, cap;
-};
-
-#define MAX_CL 64
-
 static struct {
     struct ssd d[2];
     bool started[2];
     char dir[64];               /* the redis-server's directory */
     char sock[96];              /* fits sun_path */
     pid_t redis;
-    struct cl *cl[MAX_CL];
-    int ncl;
 } t;
-
-static double
-now_ms(void)
-{
-    struct timespec ts;
-
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec * 1000 + (double)ts.tv_nsec / 1e6;
-}
-
-static struct cl *
-cl_wrap(int fd)
-{
-    struct cl *c = calloc(1, sizeof *c);
-
-    assert_non_null(c);
-    assert_true(fd >= 0);
-    assert_true(t.ncl < MAX_CL);
-    c->fd = fd;
-    c->cap = 256 * 1024;
-    c->buf = malloc(c->cap);
-    assert_non_null(c->buf);
-    t.cl[t.ncl++] = c;
-    return c;
-}
-
-static ssize_t
-cl_fill(struct cl *c, int timeout_ms)
-{
-    struct pollfd p = { .fd = c->fd, .events = POLLIN };
-    ssize_t n;
-
-    if (c->len == c->cap) {
-        memmove(c->buf, c->buf + c->cap / 2, c->cap - c->cap / 2);
-        c->len = c->cap - c->cap / 2;
-    }
-    if (poll(&p, 1, timeout_ms < 0 ? 0 : timeout_ms) <= 0) {
-        errno = ETIMEDOUT;
-        return -1;
-    }
-    n = read(c->fd, c->buf + c->len, c->cap - c->len);
-    if (n < 0 && errno == ECONNRESET)
-        n = 0;
-    if (n > 0)
-        c->len += (size_t)n;
-    return n;
-}
-
-/* Waits until c has received needle; consumes through it, and gives what
- * came before it (and it) in seen.  True if within timeout_ms. */
-static bool
-cl_wait_seen(struct cl *c, const char *needle, int timeout_ms, char *seen,
-             size_t seensize)
-{
-    double deadline = now_ms() + timeout_ms;
-    size_t nlen = strlen(needle);
-
-    for (;;) {
-        char *hit = memmem(c->buf, c->len, needle, nlen);
-
-        if (hit != NULL) {
-            size_t end = (size_t)(hit - c->buf) + nlen;
-
-            if (seen != NULL && seensize > 0) {
-                size_t k = end < seensize - 1 ? end : seensize - 1;
-
-                memcpy(seen, c->buf, k);
-                seen[k] = '\0';
-            }
-            memmove(c->buf, c->buf + end, c->len - end);
-            c->len -= end;
-            return true;
-        }
-        if (cl_fill(c, (int)(deadline - now_ms())) <= 0) {
-            if (seen != NULL && seensize > 0) {
-                size_t k = c->len < seensize - 1 ? c->len : seensize - 1;
-
-                memcpy(seen, c->buf, k);
-                seen[k] = '\0';
-            }
-            return false;
-        }
-    }
-}
-
-static void
-cl_expect_within(struct cl *c, const char *needle, int ms)
-{
-    char seen[8192];
-
-    if (!cl_wait_seen(c, needle, ms, seen, sizeof seen)) {
-        fprintf(stderr, "expected \"%s\", got \"%s\"\n", needle, seen);
-        fail();
-    }
-}
-
-static void
-cl_expect(struct cl *c, const char *needle)
-{
-    cl_expect_within(c, needle, WAIT_MS);
-}
-
-static void
-cl_send(struct cl *c, const char *s)
-{
-    assert_int_equal(ssd_send_all(c->fd, s, strlen(s)), 0);
-}
 
 /* Counts the occurrences of needle in s. */
 static int
@@ -221,7 +103,7 @@ redis_raw(const char *cmd, const char *want)
 static void
 redis_start(void)
 {
-    double deadline = now_ms() + 10000;
+    double deadline = cl_now_ms() + 10000;
     int nul;
 
     t.redis = fork();
@@ -242,7 +124,7 @@ redis_start(void)
 
         /* it may have exited: say so at once */
         assert_int_equal(waitpid(t.redis, &st, WNOHANG), 0);
-        assert_true(now_ms() < deadline);
+        assert_true(cl_now_ms() < deadline);
         poll(NULL, 0, 10);      /* the next try; readiness is the PONG */
     }
 }
@@ -291,16 +173,7 @@ start(int i)
 static struct cl *
 join(int i, const char *nick)
 {
-    struct cl *c = cl_wrap(ssd_connect(ssd_addr(&t.d[i], "chat")));
-    char line[64], welcome[80];
-
-    cl_expect(c, "Please enter your nickname: ");
-    snprintf(line, sizeof line, "%s\n", nick);
-    cl_send(c, line);
-    snprintf(welcome, sizeof welcome, "* welcome, %s!", nick);
-    cl_expect(c, welcome);
-    cl_expect(c, "\n");
-    return c;
+    return cl_join(ssd_addr(&t.d[i], "chat"), nick);
 }
 
 static int
@@ -321,11 +194,7 @@ teardown(void **unused)
     int st = 0;
 
     (void)unused;
-    for (int i = 0; i < t.ncl; i++) {
-        close(t.cl[i]->fd);
-        free(t.cl[i]->buf);
-        free(t.cl[i]);
-    }
+    cl_free_all();
     for (int i = 0; i < 2; i++) {
         if (!t.started[i])
             continue;
@@ -486,13 +355,13 @@ test_chat_redis_sigkill(void **unused)
     (void)join(1, "bert");
     cl_expect(a, "* bob joined\n");
     cl_expect(a, "* bert joined\n");
-    t0 = now_ms();
+    t0 = cl_now_ms();
     assert_int_equal(ssd_stop(&t.d[1], SIGKILL), 128 + SIGKILL);
     t.started[1] = false;
     ssd_cleanup(&t.d[1]);
     cl_expect_within(a, "left (server gone)\n", GONE_MS);
     cl_expect_within(a, "left (server gone)\n", 1000);
-    took = now_ms() - t0;
+    took = cl_now_ms() - t0;
     fprintf(stderr, "members of the killed daemon left after %.0f ms "
             "(bound %d ms)\n", took, TTL * 4000 / 3);
     assert_true(took <= GONE_MS);
@@ -560,24 +429,6 @@ test_chat_redis_split(void **unused)
     cl_expect(c, "bob (private): after-2\n");
 }
 
-/* True if the peer closes c within timeout_ms. */
-static bool
-cl_closed(struct cl *c, int timeout_ms)
-{
-    double deadline = now_ms() + timeout_ms;
-
-    for (;;) {
-        ssize_t n;
-
-        c->len = 0;
-        n = cl_fill(c, (int)(deadline - now_ms()));
-        if (n == 0)
-            return true;
-        if (n < 0)
-            return errno != ETIMEDOUT;
-    }
-}
-
 /* The same nickname taken on both sides of a split: when the room is
  * joined again the first claim keeps it, the other member is told and
  * disconnected. */
@@ -604,8 +455,8 @@ test_chat_redis_split_same_nick(void **unused)
     z[0] = join(0, "zed");
     z[1] = join(1, "zed");
     redis_start();
-    deadline = now_ms() + REJOIN_MS;
-    while (loser < 0 && now_ms() < deadline) {
+    deadline = cl_now_ms() + REJOIN_MS;
+    while (loser < 0 && cl_now_ms() < deadline) {
         for (int i = 0; i < 2 && loser < 0; i++) {
             if (ssd_log_wait(&t.d[i], "nickname taken on another server",
                              50))

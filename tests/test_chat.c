@@ -506,20 +506,6 @@ test_chat_200_members(void **unused)
 /* ---- configuration ------------------------------------------------------- */
 
 static void
-expect_config_error(const char *ini, const char *text)
-{
-    char *out = NULL;
-    int st = ssd_run(ini, NULL, &out);
-
-    if (st != 2 || out == NULL || strstr(out, text) == NULL)
-        fprintf(stderr, "status %d, output:\n%s\n", st, out ? out : "");
-    assert_int_equal(st, 2);
-    assert_non_null(out);
-    assert_non_null(strstr(out, text));
-    free(out);
-}
-
-static void
 test_chat_config_errors(void **unused)
 {
     (void)unused;

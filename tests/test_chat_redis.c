@@ -502,20 +502,6 @@ test_chat_redis_unreachable_at_start(void **unused)
     cl_expect(a, "* bob joined\n");
 }
 
-static void
-expect_config_error(const char *ini, const char *text)
-{
-    char *out = NULL;
-    int st = ssd_run(ini, NULL, &out);
-
-    if (st != 2 || out == NULL || strstr(out, text) == NULL)
-        fprintf(stderr, "status %d, output:\n%s\n", st, out ? out : "");
-    assert_int_equal(st, 2);
-    assert_non_null(out);
-    assert_non_null(strstr(out, text));
-    free(out);
-}
-
 #define ROOM_HEAD                                                         \
     "[chat]\nhandler = chat\ntype = tcp\nmode = threading\n"              \
     "host = 127.0.0.1\nport = 0\n"

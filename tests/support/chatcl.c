@@ -1,4 +1,4 @@
-/* chatcl.c: integration-test clients of a line-based room (chat). */
+/* chatcl.c: what the chat integration tests share (chatcl.h). */
 #include <errno.h>
 #include <poll.h>
 #include <setjmp.h>
@@ -183,4 +183,18 @@ cl_join(const char *addr, const char *nick)
     cl_expect(c, welcome);
     cl_expect(c, "\n");
     return c;
+}
+
+void
+expect_config_error(const char *ini, const char *text)
+{
+    char *out = NULL;
+    int st = ssd_run(ini, NULL, &out);
+
+    if (st != 2 || out == NULL || strstr(out, text) == NULL)
+        fprintf(stderr, "status %d, output:\n%s\n", st, out ? out : "");
+    assert_int_equal(st, 2);
+    assert_non_null(out);
+    assert_non_null(strstr(out, text));
+    free(out);
 }

@@ -1,5 +1,6 @@
-/* chatcl.h: integration-test clients of a line-based room (chat): a socket
- * or pipe with a receive buffer; wait for text, send text, see the close.
+/* chatcl.h: what the chat integration tests share: clients of a
+ * line-based room (a socket or pipe with a receive buffer; wait for text,
+ * send text, see the close) and the check of a refused configuration.
  * Failures are cmocka failures of the calling test. */
 #ifndef SS_TEST_CHATCL_H
 #define SS_TEST_CHATCL_H
@@ -51,5 +52,11 @@ void cl_close(struct cl *c);
 /* Connects to the chat room at addr (ssd_connect's form), waits for the
  * prompt and joins as nick: through the end of the welcome line. */
 struct cl *cl_join(const char *addr, const char *nick);
+
+/* ---- configuration ------------------------------------------------------ */
+
+/* The daemon refuses ini (exit status 2) with text in its output; else the
+ * test fails, showing the status and the output. */
+void expect_config_error(const char *ini, const char *text);
 
 #endif

@@ -185,8 +185,7 @@ test_chat_duplicate_nickname_refused(void **unused)
     (void)unused;
     start(ROOM_INI, 1);
     a = join("alice");
-    x = cl_wrap(ssd_connect(room_addr()));
-    cl_expect(x, "Please enter your nickname: ");
+    x = cl_at_prompt(room_addr());
     cl_send(x, "alice\n");
     cl_expect(x, "error: the nickname \"alice\" is taken\n");
     cl_expect(x, "Please enter your nickname: ");
@@ -292,8 +291,7 @@ test_chat_raw_client_without_newlines(void **unused)
     (void)unused;
     start(ROOM_INI, 1);
     b = join("bob");
-    r = cl_wrap(ssd_connect(room_addr()));
-    cl_expect(r, "Please enter your nickname: ");
+    r = cl_at_prompt(room_addr());
     cl_send(r, "raw");
     cl_expect(r, "* welcome, raw!");
     cl_expect(b, "* raw joined\n");
@@ -410,8 +408,7 @@ test_chat_staller_disconnected(void **unused)
     a = join("alice");
     b = join("bob");
     c = join("carol");
-    s = cl_wrap(ssd_connect(room_addr()));
-    cl_expect(s, "Please enter your nickname: ");
+    s = cl_at_prompt(room_addr());
     cl_send(s, "staller\n");
     cl_expect(s, "* welcome, staller!");
     cl_expect(b, "* staller joined\n");

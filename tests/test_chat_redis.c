@@ -261,8 +261,7 @@ test_chat_redis_one_room(void **unused)
     assert_non_null(strstr(seen, "alice"));
 
     /* a nickname taken on the other daemon is refused (any case) */
-    x = cl_wrap(ssd_connect(ssd_addr(&t.d[1], "chat")));
-    cl_expect(x, "Please enter your nickname: ");
+    x = cl_at_prompt(ssd_addr(&t.d[1], "chat"));
     cl_send(x, "ALICE\n");
     cl_expect(x, "error: the nickname \"ALICE\" is taken\n");
     cl_expect(x, "Please enter your nickname: ");
@@ -401,8 +400,7 @@ test_chat_redis_split(void **unused)
     assert_non_null(strstr(seen, "* 2 online:"));
     assert_null(strstr(seen, "bob"));
     /* a member who joins during the split is told too */
-    d = cl_wrap(ssd_connect(ssd_addr(&t.d[1], "chat")));
-    cl_expect(d, "Please enter your nickname: ");
+    d = cl_at_prompt(ssd_addr(&t.d[1], "chat"));
     cl_send(d, "dave\n");
     cl_expect(d, "* welcome, dave!");
     cl_expect(d, split_msg);

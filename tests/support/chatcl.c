@@ -171,12 +171,20 @@ cl_close(struct cl *c)
 }
 
 struct cl *
-cl_join(const char *addr, const char *nick)
+cl_at_prompt(const char *addr)
 {
     struct cl *c = cl_wrap(ssd_connect(addr));
-    char line[64], welcome[80];
 
     cl_expect(c, "Please enter your nickname: ");
+    return c;
+}
+
+struct cl *
+cl_join(const char *addr, const char *nick)
+{
+    struct cl *c = cl_at_prompt(addr);
+    char line[64], welcome[80];
+
     snprintf(line, sizeof line, "%s\n", nick);
     cl_send(c, line);
     snprintf(welcome, sizeof welcome, "* welcome, %s!", nick);

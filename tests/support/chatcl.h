@@ -49,8 +49,10 @@ bool cl_closed(struct cl *c, int timeout_ms);
 /* Closes c's descriptor (c itself stays until cl_free_all). */
 void cl_close(struct cl *c);
 
-/* Connects to the chat room at addr (ssd_connect's form), waits for the
- * prompt and joins as nick: through the end of the welcome line. */
+/* Connects to the chat room at addr (ssd_connect's form) and waits for
+ * the default nickname prompt. */
+struct cl *cl_at_prompt(const char *addr);
+/* cl_at_prompt, then joins as nick: through the end of the welcome line. */
 struct cl *cl_join(const char *addr, const char *nick);
 
 /* ---- configuration ------------------------------------------------------ */

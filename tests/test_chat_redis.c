@@ -13,7 +13,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
-#include <sys/un.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -62,16 +61,13 @@ count(const char *s, const char *needle)
 static bool
 redis_pong(void)
 {
-    struct sockaddr_un sa = { .sun_family = AF_UNIX };
     char buf[64];
     bool ok = false;
-    int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    int fd = ssd_connect(t.sock);
 
     if (fd < 0)
         return false;
-    snprintf(sa.sun_path, sizeof sa.sun_path, "%s", t.sock);
-    if (connect(fd, (struct sockaddr *)&sa, sizeof sa) == 0 &&
-        ssd_send_all(fd, "PING\r\n", 6) == 0 &&
+    if (ssd_send_all(fd, "PING\r\n", 6) == 0 &&
         ssd_recv_n(fd, buf, 7, 1000) == 7)
         ok = memcmp(buf, "+PONG\r\n", 7) == 0;
     close(fd);
@@ -83,14 +79,11 @@ redis_pong(void)
 static void
 redis_raw(const char *cmd, const char *want)
 {
-    struct sockaddr_un sa = { .sun_family = AF_UNIX };
     char buf[256];
     ssize_t n;
-    int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    int fd = ssd_connect(t.sock);
 
     assert_true(fd >= 0);
-    snprintf(sa.sun_path, sizeof sa.sun_path, "%s", t.sock);
-    assert_int_equal(connect(fd, (struct sockaddr *)&sa, sizeof sa), 0);
     assert_int_equal(ssd_send_all(fd, cmd, strlen(cmd)), 0);
     n = ssd_recv_some(fd, buf, sizeof buf - 1, WAIT_MS);
     assert_true(n > 0);
@@ -156,13 +149,20 @@ room_ini(const char *sock)
     return ini;
 }
 
-/* Starts daemon i on the room and waits until it is linked. */
+/* Starts daemon i on the room. */
 static void
-start(int i)
+launch(int i)
 {
     assert_int_equal(ssd_start(&t.d[i], ssd_ini_mode(room_ini(t.sock),
                                                       run_mode), 1, NULL), 0);
     t.started[i] = true;
+}
+
+/* Starts daemon i on the room and waits until it is linked. */
+static void
+start(int i)
+{
+    launch(i);
     if (!ssd_log_wait(&t.d[i], "joined through redis", WAIT_MS)) {
         ssd_print_log(&t.d[i]);
         fail();
@@ -174,6 +174,32 @@ static struct cl *
 join(int i, const char *nick)
 {
     return cl_join(ssd_addr(&t.d[i], "chat"), nick);
+}
+
+/* Starts redis-server and both daemons, linked. */
+static void
+start_all(void)
+{
+    redis_start();
+    start(0);
+    start(1);
+}
+
+/* alice joins on daemon 0 and bob on daemon 1; alice sees bob come. */
+static void
+alice_and_bob(struct cl **a, struct cl **b)
+{
+    *a = join(0, "alice");
+    *b = join(1, "bob");
+    cl_expect(*a, "* bob joined\n");
+}
+
+/* Sends /list from c; seen gets the next line c receives: the reply. */
+static void
+list(struct cl *c, char *seen, size_t seensize)
+{
+    cl_send(c, "/list\n");
+    assert_true(cl_wait_seen(c, "\n", WAIT_MS, seen, seensize));
 }
 
 static int
@@ -221,12 +247,8 @@ test_chat_redis_one_room(void **unused)
     char seen[8192];
 
     (void)unused;
-    redis_start();
-    start(0);
-    start(1);
-    a = join(0, "alice");
-    b = join(1, "bob");
-    cl_expect(a, "* bob joined\n");
+    start_all();
+    alice_and_bob(&a, &b);
     c = join(0, "carol");
     cl_expect(a, "* carol joined\n");
     cl_expect(b, "* carol joined\n");
@@ -248,15 +270,13 @@ test_chat_redis_one_room(void **unused)
     assert_null(strstr(seen, "secret"));
 
     /* /list shows everyone, on both sides */
-    cl_send(b, "/list\n");
-    cl_expect(b, "* 3 online: bob ");
-    assert_true(cl_wait_seen(b, "\n", WAIT_MS, seen, sizeof seen));
+    list(b, seen, sizeof seen);
+    assert_non_null(strstr(seen, "* 3 online: bob "));
     assert_non_null(strstr(seen, "alice"));
     assert_non_null(strstr(seen, "carol"));
     cl_expect(a, "bob: marker\n");
-    cl_send(a, "/list\n");
-    cl_expect(a, "* 3 online: ");
-    assert_true(cl_wait_seen(a, "\n", WAIT_MS, seen, sizeof seen));
+    list(a, seen, sizeof seen);
+    assert_non_null(strstr(seen, "* 3 online: "));
     assert_non_null(strstr(seen, "bob"));
     assert_non_null(strstr(seen, "alice"));
 
@@ -304,12 +324,8 @@ test_chat_redis_order(void **unused)
     size_t len = 0;
 
     (void)unused;
-    redis_start();
-    start(0);
-    start(1);
-    a = join(0, "alice");
-    b = join(1, "bob");
-    cl_expect(a, "* bob joined\n");
+    start_all();
+    alice_and_bob(&a, &b);
     all = malloc(200 * 16);
     seen = malloc(64 * 1024);
     assert_non_null(all);
@@ -346,9 +362,7 @@ test_chat_redis_sigkill(void **unused)
     double t0, took;
 
     (void)unused;
-    redis_start();
-    start(0);
-    start(1);
+    start_all();
     a = join(0, "alice");
     (void)join(1, "bob");
     (void)join(1, "bert");
@@ -378,9 +392,7 @@ test_chat_redis_split(void **unused)
     char seen[16384];
 
     (void)unused;
-    redis_start();
-    start(0);
-    start(1);
+    start_all();
     a = join(0, "alice");
     c = join(0, "carol");
     b = join(1, "bob");
@@ -395,8 +407,7 @@ test_chat_redis_split(void **unused)
     /* the local room goes on */
     cl_send(a, "local-1\n");
     cl_expect(c, "alice: local-1\n");
-    cl_send(a, "/list\n");
-    assert_true(cl_wait_seen(a, "\n", WAIT_MS, seen, sizeof seen));
+    list(a, seen, sizeof seen);
     assert_non_null(strstr(seen, "* 2 online:"));
     assert_null(strstr(seen, "bob"));
     /* a member who joins during the split is told too */
@@ -441,12 +452,8 @@ test_chat_redis_split_same_nick(void **unused)
     int loser = -1;
 
     (void)unused;
-    redis_start();
-    start(0);
-    start(1);
-    a = join(0, "alice");
-    b = join(1, "bob");
-    cl_expect(a, "* bob joined\n");
+    start_all();
+    alice_and_bob(&a, &b);
     redis_stop();
     cl_expect(a, split_msg);
     cl_expect(b, split_msg);
@@ -482,9 +489,7 @@ test_chat_redis_unreachable_at_start(void **unused)
     struct cl *a, *c;
 
     (void)unused;
-    assert_int_equal(ssd_start(&t.d[0], ssd_ini_mode(room_ini(t.sock),
-                                                      run_mode), 1, NULL), 0);
-    t.started[0] = true;
+    launch(0);
     assert_true(ssd_log_wait(&t.d[0], "room \"lobby\" split", WAIT_MS));
     a = join(0, "alice");
     cl_expect(a, split_msg);

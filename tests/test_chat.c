@@ -18,6 +18,7 @@
 #include <unistd.h>
 #include <cmocka.h>
 
+#include "support/chatcl.h"
 #include "support/daemon.h"
 
 #define WAIT_MS 5000            /* bound on anything that should be quick */
@@ -26,169 +27,14 @@
     "[chat]\nhandler = chat\ntype = tcp\nmode = threading\n"              \
     "host = 127.0.0.1\nport = 0\n"
 
-/* ---- clients with a receive buffer --------------------------------------- */
-
-struct cl {
-    int fd;
-    char *buf;
-    size_t len, cap;
-};
-
-#define MAX_CL 256
 #define MAX_KIDS 4
 
 static struct {
     struct ssd d;
     bool started;
-    struct cl *cl[MAX_CL];
-    int ncl;
     pid_t kids[MAX_KIDS];
     int nkids;
 } t;
-
-static double
-now_ms(void)
-{
-    struct timespec ts;
-
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec * 1000 + (double)ts.tv_nsec / 1e6;
-}
-
-static struct cl *
-cl_wrap(int fd)
-{
-    struct cl *c = calloc(1, sizeof *c);
-
-    assert_non_null(c);
-    assert_true(fd >= 0);
-    assert_true(t.ncl < MAX_CL);
-    c->fd = fd;
-    c->cap = 256 * 1024;
-    c->buf = malloc(c->cap);
-    assert_non_null(c->buf);
-    t.cl[t.ncl++] = c;
-    return c;
-}
-
-/* Reads what is there within timeout_ms into c's buffer (dropping its
- * older half when full).  Returns bytes read, 0 at end or reset, -1 on
- * error (ETIMEDOUT: nothing came). */
-static ssize_t
-cl_fill(struct cl *c, int timeout_ms)
-{
-    struct pollfd p = { .fd = c->fd, .events = POLLIN };
-    ssize_t n;
-
-    if (c->len == c->cap) {
-        memmove(c->buf, c->buf + c->cap / 2, c->cap - c->cap / 2);
-        c->len = c->cap - c->cap / 2;
-    }
-    if (poll(&p, 1, timeout_ms < 0 ? 0 : timeout_ms) <= 0) {
-        errno = ETIMEDOUT;
-        return -1;
-    }
-    n = read(c->fd, c->buf + c->len, c->cap - c->len);
-    if (n < 0 && errno == ECONNRESET)
-        n = 0;
-    if (n > 0)
-        c->len += (size_t)n;
-    return n;
-}
-
-/*
- * Waits until c has received needle.  Consumes the text through it; seen
- * (if not NULL) gets that text as a C string.  Returns true if it came
- * within timeout_ms.
- */
-static bool
-cl_wait_seen(struct cl *c, const char *needle, int timeout_ms, char *seen,
-             size_t seensize)
-{
-    double deadline = now_ms() + timeout_ms;
-    size_t nlen = strlen(needle);
-
-    for (;;) {
-        char *hit = memmem(c->buf, c->len, needle, nlen);
-
-        if (hit != NULL) {
-            size_t end = (size_t)(hit - c->buf) + nlen;
-
-            if (seen != NULL && seensize > 0) {
-                size_t k = end < seensize - 1 ? end : seensize - 1;
-
-                memcpy(seen, c->buf, k);
-                seen[k] = '\0';
-            }
-            memmove(c->buf, c->buf + end, c->len - end);
-            c->len -= end;
-            return true;
-        }
-        if (cl_fill(c, (int)(deadline - now_ms())) <= 0) {
-            if (seen != NULL && seensize > 0) {
-                size_t k = c->len < seensize - 1 ? c->len : seensize - 1;
-
-                memcpy(seen, c->buf, k);
-                seen[k] = '\0';
-            }
-            return false;
-        }
-    }
-}
-
-static void
-cl_expect(struct cl *c, const char *needle)
-{
-    char seen[4096];
-
-    if (!cl_wait_seen(c, needle, WAIT_MS, seen, sizeof seen)) {
-        fprintf(stderr, "expected \"%s\", got \"%s\"\n", needle, seen);
-        fail();
-    }
-}
-
-/* Writes all of s (with write(2): c may be a pipe). */
-static void
-cl_send(struct cl *c, const char *s)
-{
-    size_t len = strlen(s);
-
-    while (len > 0) {
-        ssize_t n = write(c->fd, s, len);
-
-        if (n < 0 && errno == EINTR)
-            continue;
-        assert_true(n > 0);
-        s += n;
-        len -= (size_t)n;
-    }
-}
-
-/* True if the peer closes c (EOF or reset) within timeout_ms. */
-static bool
-cl_closed(struct cl *c, int timeout_ms)
-{
-    double deadline = now_ms() + timeout_ms;
-
-    for (;;) {
-        ssize_t n;
-
-        c->len = 0;
-        n = cl_fill(c, (int)(deadline - now_ms()));
-        if (n == 0)
-            return true;
-        if (n < 0)
-            return errno != ETIMEDOUT;
-    }
-}
-
-static void
-cl_close(struct cl *c)
-{
-    if (c->fd >= 0)
-        close(c->fd);
-    c->fd = -1;
-}
 
 /* The suite runs twice: its servers in threading, then in event mode. */
 static const char *run_mode = "threading";
@@ -211,16 +57,7 @@ room_addr(void)
 static struct cl *
 join(const char *nick)
 {
-    struct cl *c = cl_wrap(ssd_connect(room_addr()));
-    char line[64], welcome[80];
-
-    cl_expect(c, "Please enter your nickname: ");
-    snprintf(line, sizeof line, "%s\n", nick);
-    cl_send(c, line);
-    snprintf(welcome, sizeof welcome, "* welcome, %s!", nick);
-    cl_expect(c, welcome);
-    cl_expect(c, "\n");
-    return c;
+    return cl_join(room_addr(), nick);
 }
 
 static int
@@ -242,11 +79,7 @@ teardown(void **unused)
         kill(t.kids[i], SIGKILL);
         waitpid(t.kids[i], NULL, 0);
     }
-    for (int i = 0; i < t.ncl; i++) {
-        cl_close(t.cl[i]);
-        free(t.cl[i]->buf);
-        free(t.cl[i]);
-    }
+    cl_free_all();
     if (t.started) {
         st = ssd_stop(&t.d, SIGTERM);
         if (st != 0)
@@ -352,8 +185,7 @@ test_chat_duplicate_nickname_refused(void **unused)
     (void)unused;
     start(ROOM_INI, 1);
     a = join("alice");
-    x = cl_wrap(ssd_connect(room_addr()));
-    cl_expect(x, "Please enter your nickname: ");
+    x = cl_at_prompt(room_addr());
     cl_send(x, "alice\n");
     cl_expect(x, "error: the nickname \"alice\" is taken\n");
     cl_expect(x, "Please enter your nickname: ");
@@ -459,8 +291,7 @@ test_chat_raw_client_without_newlines(void **unused)
     (void)unused;
     start(ROOM_INI, 1);
     b = join("bob");
-    r = cl_wrap(ssd_connect(room_addr()));
-    cl_expect(r, "Please enter your nickname: ");
+    r = cl_at_prompt(room_addr());
     cl_send(r, "raw");
     cl_expect(r, "* welcome, raw!");
     cl_expect(b, "* raw joined\n");
@@ -577,8 +408,7 @@ test_chat_staller_disconnected(void **unused)
     a = join("alice");
     b = join("bob");
     c = join("carol");
-    s = cl_wrap(ssd_connect(room_addr()));
-    cl_expect(s, "Please enter your nickname: ");
+    s = cl_at_prompt(room_addr());
     cl_send(s, "staller\n");
     cl_expect(s, "* welcome, staller!");
     cl_expect(b, "* staller joined\n");
@@ -596,14 +426,14 @@ test_chat_staller_disconnected(void **unused)
         snprintf(marker, sizeof marker, "end-of-batch-%d\n", nbatch);
         memcpy(batch + len, marker, strlen(marker));
         len += strlen(marker);
-        t0 = now_ms();
+        t0 = cl_now_ms();
         assert_int_equal(ssd_send_all(a->fd, batch, len), 0);
         snprintf(marker, sizeof marker, "alice: end-of-batch-%d\n", nbatch);
         assert_true(cl_wait_seen(b, marker, WAIT_MS, seen, sizeof seen));
         gone = strstr(seen, "* staller left (disconnected") != NULL;
         assert_true(cl_wait_seen(c, marker, WAIT_MS, NULL, 0));
-        if (now_ms() - t0 > worst)
-            worst = now_ms() - t0;
+        if (cl_now_ms() - t0 > worst)
+            worst = cl_now_ms() - t0;
         nbatch++;
     }
     fprintf(stderr, "staller dropped after %d batches of 64 KiB; slowest "
@@ -673,20 +503,6 @@ test_chat_200_members(void **unused)
 /* ---- configuration ------------------------------------------------------- */
 
 static void
-expect_config_error(const char *ini, const char *text)
-{
-    char *out = NULL;
-    int st = ssd_run(ini, NULL, &out);
-
-    if (st != 2 || out == NULL || strstr(out, text) == NULL)
-        fprintf(stderr, "status %d, output:\n%s\n", st, out ? out : "");
-    assert_int_equal(st, 2);
-    assert_non_null(out);
-    assert_non_null(strstr(out, text));
-    free(out);
-}
-
-static void
 test_chat_config_errors(void **unused)
 {
     (void)unused;
@@ -741,15 +557,15 @@ test_chat_options(void **unused)
 static bool
 dg_wait(int fd, const char *needle, char *seen, size_t seensize)
 {
-    double deadline = now_ms() + WAIT_MS;
+    double deadline = cl_now_ms() + WAIT_MS;
     size_t have = 0;
     char buf[2048];
 
     if (seen != NULL)
         seen[0] = '\0';
-    while (now_ms() < deadline) {
+    while (cl_now_ms() < deadline) {
         ssize_t n = ssd_recv_some(fd, buf, sizeof buf - 1,
-                                  (int)(deadline - now_ms()));
+                                  (int)(deadline - cl_now_ms()));
 
         if (n <= 0)
             return false;

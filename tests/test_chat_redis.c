@@ -13,12 +13,12 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
-#include <sys/un.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 #include <cmocka.h>
 
+#include "support/chatcl.h"
 #include "support/daemon.h"
 
 #define WAIT_MS 5000            /* bound on anything that should be quick */
@@ -34,132 +34,13 @@ static const char split_msg[] =
 static const char rejoined_msg[] =
     "* the room is joined again: members on every server see each other\n";
 
-/* ---- clients with a receive buffer --------------------------------------- */
-
-struct cl {
-    int fd;
-    char *buf;
-    size_t len, cap;
-};
-
-#define MAX_CL 64
-
 static struct {
     struct ssd d[2];
     bool started[2];
     char dir[64];               /* the redis-server's directory */
     char sock[96];              /* fits sun_path */
     pid_t redis;
-    struct cl *cl[MAX_CL];
-    int ncl;
 } t;
-
-static double
-now_ms(void)
-{
-    struct timespec ts;
-
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec * 1000 + (double)ts.tv_nsec / 1e6;
-}
-
-static struct cl *
-cl_wrap(int fd)
-{
-    struct cl *c = calloc(1, sizeof *c);
-
-    assert_non_null(c);
-    assert_true(fd >= 0);
-    assert_true(t.ncl < MAX_CL);
-    c->fd = fd;
-    c->cap = 256 * 1024;
-    c->buf = malloc(c->cap);
-    assert_non_null(c->buf);
-    t.cl[t.ncl++] = c;
-    return c;
-}
-
-static ssize_t
-cl_fill(struct cl *c, int timeout_ms)
-{
-    struct pollfd p = { .fd = c->fd, .events = POLLIN };
-    ssize_t n;
-
-    if (c->len == c->cap) {
-        memmove(c->buf, c->buf + c->cap / 2, c->cap - c->cap / 2);
-        c->len = c->cap - c->cap / 2;
-    }
-    if (poll(&p, 1, timeout_ms < 0 ? 0 : timeout_ms) <= 0) {
-        errno = ETIMEDOUT;
-        return -1;
-    }
-    n = read(c->fd, c->buf + c->len, c->cap - c->len);
-    if (n < 0 && errno == ECONNRESET)
-        n = 0;
-    if (n > 0)
-        c->len += (size_t)n;
-    return n;
-}
-
-/* Waits until c has received needle; consumes through it, and gives what
- * came before it (and it) in seen.  True if within timeout_ms. */
-static bool
-cl_wait_seen(struct cl *c, const char *needle, int timeout_ms, char *seen,
-             size_t seensize)
-{
-    double deadline = now_ms() + timeout_ms;
-    size_t nlen = strlen(needle);
-
-    for (;;) {
-        char *hit = memmem(c->buf, c->len, needle, nlen);
-
-        if (hit != NULL) {
-            size_t end = (size_t)(hit - c->buf) + nlen;
-
-            if (seen != NULL && seensize > 0) {
-                size_t k = end < seensize - 1 ? end : seensize - 1;
-
-                memcpy(seen, c->buf, k);
-                seen[k] = '\0';
-            }
-            memmove(c->buf, c->buf + end, c->len - end);
-            c->len -= end;
-            return true;
-        }
-        if (cl_fill(c, (int)(deadline - now_ms())) <= 0) {
-            if (seen != NULL && seensize > 0) {
-                size_t k = c->len < seensize - 1 ? c->len : seensize - 1;
-
-                memcpy(seen, c->buf, k);
-                seen[k] = '\0';
-            }
-            return false;
-        }
-    }
-}
-
-static void
-cl_expect_within(struct cl *c, const char *needle, int ms)
-{
-    char seen[8192];
-
-    if (!cl_wait_seen(c, needle, ms, seen, sizeof seen)) {
-        fprintf(stderr, "expected \"%s\", got \"%s\"\n", needle, seen);
-        fail();
-    }
-}
-
-static void
-cl_expect(struct cl *c, const char *needle)
-{
-    cl_expect_within(c, needle, WAIT_MS);
-}
-
-static void
-cl_send(struct cl *c, const char *s)
-{
-    assert_int_equal(ssd_send_all(c->fd, s, strlen(s)), 0);
-}
 
 /* Counts the occurrences of needle in s. */
 static int
@@ -180,16 +61,13 @@ count(const char *s, const char *needle)
 static bool
 redis_pong(void)
 {
-    struct sockaddr_un sa = { .sun_family = AF_UNIX };
     char buf[64];
     bool ok = false;
-    int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    int fd = ssd_connect(t.sock);
 
     if (fd < 0)
         return false;
-    snprintf(sa.sun_path, sizeof sa.sun_path, "%s", t.sock);
-    if (connect(fd, (struct sockaddr *)&sa, sizeof sa) == 0 &&
-        ssd_send_all(fd, "PING\r\n", 6) == 0 &&
+    if (ssd_send_all(fd, "PING\r\n", 6) == 0 &&
         ssd_recv_n(fd, buf, 7, 1000) == 7)
         ok = memcmp(buf, "+PONG\r\n", 7) == 0;
     close(fd);
@@ -201,14 +79,11 @@ redis_pong(void)
 static void
 redis_raw(const char *cmd, const char *want)
 {
-    struct sockaddr_un sa = { .sun_family = AF_UNIX };
     char buf[256];
     ssize_t n;
-    int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    int fd = ssd_connect(t.sock);
 
     assert_true(fd >= 0);
-    snprintf(sa.sun_path, sizeof sa.sun_path, "%s", t.sock);
-    assert_int_equal(connect(fd, (struct sockaddr *)&sa, sizeof sa), 0);
     assert_int_equal(ssd_send_all(fd, cmd, strlen(cmd)), 0);
     n = ssd_recv_some(fd, buf, sizeof buf - 1, WAIT_MS);
     assert_true(n > 0);
@@ -221,7 +96,7 @@ redis_raw(const char *cmd, const char *want)
 static void
 redis_start(void)
 {
-    double deadline = now_ms() + 10000;
+    double deadline = cl_now_ms() + 10000;
     int nul;
 
     t.redis = fork();
@@ -242,7 +117,7 @@ redis_start(void)
 
         /* it may have exited: say so at once */
         assert_int_equal(waitpid(t.redis, &st, WNOHANG), 0);
-        assert_true(now_ms() < deadline);
+        assert_true(cl_now_ms() < deadline);
         poll(NULL, 0, 10);      /* the next try; readiness is the PONG */
     }
 }
@@ -274,13 +149,20 @@ room_ini(const char *sock)
     return ini;
 }
 
-/* Starts daemon i on the room and waits until it is linked. */
+/* Starts daemon i on the room. */
 static void
-start(int i)
+launch(int i)
 {
     assert_int_equal(ssd_start(&t.d[i], ssd_ini_mode(room_ini(t.sock),
                                                       run_mode), 1, NULL), 0);
     t.started[i] = true;
+}
+
+/* Starts daemon i on the room and waits until it is linked. */
+static void
+start(int i)
+{
+    launch(i);
     if (!ssd_log_wait(&t.d[i], "joined through redis", WAIT_MS)) {
         ssd_print_log(&t.d[i]);
         fail();
@@ -291,16 +173,33 @@ start(int i)
 static struct cl *
 join(int i, const char *nick)
 {
-    struct cl *c = cl_wrap(ssd_connect(ssd_addr(&t.d[i], "chat")));
-    char line[64], welcome[80];
+    return cl_join(ssd_addr(&t.d[i], "chat"), nick);
+}
 
-    cl_expect(c, "Please enter your nickname: ");
-    snprintf(line, sizeof line, "%s\n", nick);
-    cl_send(c, line);
-    snprintf(welcome, sizeof welcome, "* welcome, %s!", nick);
-    cl_expect(c, welcome);
-    cl_expect(c, "\n");
-    return c;
+/* Starts redis-server and both daemons, linked. */
+static void
+start_all(void)
+{
+    redis_start();
+    start(0);
+    start(1);
+}
+
+/* alice joins on daemon 0 and bob on daemon 1; alice sees bob come. */
+static void
+alice_and_bob(struct cl **a, struct cl **b)
+{
+    *a = join(0, "alice");
+    *b = join(1, "bob");
+    cl_expect(*a, "* bob joined\n");
+}
+
+/* Sends /list from c; seen gets the next line c receives: the reply. */
+static void
+list(struct cl *c, char *seen, size_t seensize)
+{
+    cl_send(c, "/list\n");
+    assert_true(cl_wait_seen(c, "\n", WAIT_MS, seen, seensize));
 }
 
 static int
@@ -321,11 +220,7 @@ teardown(void **unused)
     int st = 0;
 
     (void)unused;
-    for (int i = 0; i < t.ncl; i++) {
-        close(t.cl[i]->fd);
-        free(t.cl[i]->buf);
-        free(t.cl[i]);
-    }
+    cl_free_all();
     for (int i = 0; i < 2; i++) {
         if (!t.started[i])
             continue;
@@ -352,12 +247,8 @@ test_chat_redis_one_room(void **unused)
     char seen[8192];
 
     (void)unused;
-    redis_start();
-    start(0);
-    start(1);
-    a = join(0, "alice");
-    b = join(1, "bob");
-    cl_expect(a, "* bob joined\n");
+    start_all();
+    alice_and_bob(&a, &b);
     c = join(0, "carol");
     cl_expect(a, "* carol joined\n");
     cl_expect(b, "* carol joined\n");
@@ -379,21 +270,18 @@ test_chat_redis_one_room(void **unused)
     assert_null(strstr(seen, "secret"));
 
     /* /list shows everyone, on both sides */
-    cl_send(b, "/list\n");
-    cl_expect(b, "* 3 online: bob ");
-    assert_true(cl_wait_seen(b, "\n", WAIT_MS, seen, sizeof seen));
+    list(b, seen, sizeof seen);
+    assert_non_null(strstr(seen, "* 3 online: bob "));
     assert_non_null(strstr(seen, "alice"));
     assert_non_null(strstr(seen, "carol"));
     cl_expect(a, "bob: marker\n");
-    cl_send(a, "/list\n");
-    cl_expect(a, "* 3 online: ");
-    assert_true(cl_wait_seen(a, "\n", WAIT_MS, seen, sizeof seen));
+    list(a, seen, sizeof seen);
+    assert_non_null(strstr(seen, "* 3 online: "));
     assert_non_null(strstr(seen, "bob"));
     assert_non_null(strstr(seen, "alice"));
 
     /* a nickname taken on the other daemon is refused (any case) */
-    x = cl_wrap(ssd_connect(ssd_addr(&t.d[1], "chat")));
-    cl_expect(x, "Please enter your nickname: ");
+    x = cl_at_prompt(ssd_addr(&t.d[1], "chat"));
     cl_send(x, "ALICE\n");
     cl_expect(x, "error: the nickname \"ALICE\" is taken\n");
     cl_expect(x, "Please enter your nickname: ");
@@ -436,12 +324,8 @@ test_chat_redis_order(void **unused)
     size_t len = 0;
 
     (void)unused;
-    redis_start();
-    start(0);
-    start(1);
-    a = join(0, "alice");
-    b = join(1, "bob");
-    cl_expect(a, "* bob joined\n");
+    start_all();
+    alice_and_bob(&a, &b);
     all = malloc(200 * 16);
     seen = malloc(64 * 1024);
     assert_non_null(all);
@@ -478,21 +362,19 @@ test_chat_redis_sigkill(void **unused)
     double t0, took;
 
     (void)unused;
-    redis_start();
-    start(0);
-    start(1);
+    start_all();
     a = join(0, "alice");
     (void)join(1, "bob");
     (void)join(1, "bert");
     cl_expect(a, "* bob joined\n");
     cl_expect(a, "* bert joined\n");
-    t0 = now_ms();
+    t0 = cl_now_ms();
     assert_int_equal(ssd_stop(&t.d[1], SIGKILL), 128 + SIGKILL);
     t.started[1] = false;
     ssd_cleanup(&t.d[1]);
     cl_expect_within(a, "left (server gone)\n", GONE_MS);
     cl_expect_within(a, "left (server gone)\n", 1000);
-    took = now_ms() - t0;
+    took = cl_now_ms() - t0;
     fprintf(stderr, "members of the killed daemon left after %.0f ms "
             "(bound %d ms)\n", took, TTL * 4000 / 3);
     assert_true(took <= GONE_MS);
@@ -510,9 +392,7 @@ test_chat_redis_split(void **unused)
     char seen[16384];
 
     (void)unused;
-    redis_start();
-    start(0);
-    start(1);
+    start_all();
     a = join(0, "alice");
     c = join(0, "carol");
     b = join(1, "bob");
@@ -527,13 +407,11 @@ test_chat_redis_split(void **unused)
     /* the local room goes on */
     cl_send(a, "local-1\n");
     cl_expect(c, "alice: local-1\n");
-    cl_send(a, "/list\n");
-    assert_true(cl_wait_seen(a, "\n", WAIT_MS, seen, sizeof seen));
+    list(a, seen, sizeof seen);
     assert_non_null(strstr(seen, "* 2 online:"));
     assert_null(strstr(seen, "bob"));
     /* a member who joins during the split is told too */
-    d = cl_wrap(ssd_connect(ssd_addr(&t.d[1], "chat")));
-    cl_expect(d, "Please enter your nickname: ");
+    d = cl_at_prompt(ssd_addr(&t.d[1], "chat"));
     cl_send(d, "dave\n");
     cl_expect(d, "* welcome, dave!");
     cl_expect(d, split_msg);
@@ -560,24 +438,6 @@ test_chat_redis_split(void **unused)
     cl_expect(c, "bob (private): after-2\n");
 }
 
-/* True if the peer closes c within timeout_ms. */
-static bool
-cl_closed(struct cl *c, int timeout_ms)
-{
-    double deadline = now_ms() + timeout_ms;
-
-    for (;;) {
-        ssize_t n;
-
-        c->len = 0;
-        n = cl_fill(c, (int)(deadline - now_ms()));
-        if (n == 0)
-            return true;
-        if (n < 0)
-            return errno != ETIMEDOUT;
-    }
-}
-
 /* The same nickname taken on both sides of a split: when the room is
  * joined again the first claim keeps it, the other member is told and
  * disconnected. */
@@ -592,20 +452,16 @@ test_chat_redis_split_same_nick(void **unused)
     int loser = -1;
 
     (void)unused;
-    redis_start();
-    start(0);
-    start(1);
-    a = join(0, "alice");
-    b = join(1, "bob");
-    cl_expect(a, "* bob joined\n");
+    start_all();
+    alice_and_bob(&a, &b);
     redis_stop();
     cl_expect(a, split_msg);
     cl_expect(b, split_msg);
     z[0] = join(0, "zed");
     z[1] = join(1, "zed");
     redis_start();
-    deadline = now_ms() + REJOIN_MS;
-    while (loser < 0 && now_ms() < deadline) {
+    deadline = cl_now_ms() + REJOIN_MS;
+    while (loser < 0 && cl_now_ms() < deadline) {
         for (int i = 0; i < 2 && loser < 0; i++) {
             if (ssd_log_wait(&t.d[i], "nickname taken on another server",
                              50))
@@ -633,9 +489,7 @@ test_chat_redis_unreachable_at_start(void **unused)
     struct cl *a, *c;
 
     (void)unused;
-    assert_int_equal(ssd_start(&t.d[0], ssd_ini_mode(room_ini(t.sock),
-                                                      run_mode), 1, NULL), 0);
-    t.started[0] = true;
+    launch(0);
     assert_true(ssd_log_wait(&t.d[0], "room \"lobby\" split", WAIT_MS));
     a = join(0, "alice");
     cl_expect(a, split_msg);
@@ -649,20 +503,6 @@ test_chat_redis_unreachable_at_start(void **unused)
     start(1);
     (void)join(1, "bob");
     cl_expect(a, "* bob joined\n");
-}
-
-static void
-expect_config_error(const char *ini, const char *text)
-{
-    char *out = NULL;
-    int st = ssd_run(ini, NULL, &out);
-
-    if (st != 2 || out == NULL || strstr(out, text) == NULL)
-        fprintf(stderr, "status %d, output:\n%s\n", st, out ? out : "");
-    assert_int_equal(st, 2);
-    assert_non_null(out);
-    assert_non_null(strstr(out, text));
-    free(out);
 }
 
 #define ROOM_HEAD                                                         \

@@ -104,6 +104,10 @@ struct ss_mode {
      * NULL: poll(2) in the request's thread. */
     int  (*wait_io)(struct ss_request *, int fd, short events,
                     double deadline);
+    /* Runs fn(arg), which may block, without holding up the mode's other
+     * requests (ss_run_blocking).  NULL: fn runs in the request's own
+     * thread, which blocks no other request. */
+    int  (*run_blocking)(struct ss_request *, void (*fn)(void *), void *);
     /* Cuts what runs beyond this process: how 0 asks, how 1 kills. */
     void (*cut)(struct ss_server *, int how);
     /* Waits for running requests (close), at most until the deadline. */

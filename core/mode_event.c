@@ -15,10 +15,14 @@
  */
 #include <errno.h>
 #include <poll.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/epoll.h>
+#include <sys/eventfd.h>
 #include <unistd.h>
 
 #include "coro.h"
@@ -477,6 +481,85 @@ event_wait_io(struct ss_request *req, int fd, short events, double deadline)
     return t->result;
 }
 
+/* ---- blocking work off the loop (ss_run_blocking) ----------------------- */
+
+/* On the heap: the request's stack moves while it waits. */
+struct offload {
+    void (*fn)(void *);
+    void *arg;
+    int efd;
+};
+
+static void *
+offload_main(void *p)
+{
+    struct offload *o = p;
+    uint64_t one = 1;
+
+    o->fn(o->arg);
+    while (write(o->efd, &one, sizeof one) < 0 && errno == EINTR)
+        ;
+    return NULL;
+}
+
+/*
+ * Runs fn on a thread of its own while the request waits for an eventfd
+ * like any descriptor; the loop serves the others meanwhile.  The thread
+ * starts with the signals the loop takes blocked (they are the loop's),
+ * faults aside.  If no thread can start, fn runs here: slow, not wrong.
+ */
+static int
+event_run_blocking(struct ss_request *req, void (*fn)(void *), void *arg)
+{
+    static const int faults[] = { SIGSEGV, SIGBUS, SIGILL, SIGFPE, SIGTRAP,
+                                  SIGABRT, SIGSYS };
+    struct task *t = req->mode_data;
+    struct offload *o;
+    sigset_t set, old;
+    pthread_t th;
+    uint64_t v;
+    int e;
+
+    if (t == NULL || t->loop->current != t) {
+        fn(arg);                /* not in a coroutine: an embedder's call */
+        return 0;
+    }
+    o = malloc(sizeof *o);
+    if (o == NULL || (o->efd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK)) < 0) {
+        e = errno;
+        goto here;
+    }
+    o->fn = fn;
+    o->arg = arg;
+    sigfillset(&set);
+    for (size_t i = 0; i < sizeof faults / sizeof *faults; i++)
+        sigdelset(&set, faults[i]);
+    pthread_sigmask(SIG_BLOCK, &set, &old);
+    e = pthread_create(&th, NULL, offload_main, o);
+    pthread_sigmask(SIG_SETMASK, &old, NULL);
+    if (e != 0) {
+        close(o->efd);
+        goto here;
+    }
+    /* a wake for the request's own descriptor (its client's bytes or
+     * hang-up) comes back here to wait again */
+    while (read(o->efd, &v, sizeof v) < 0)
+        if (errno != EINTR && event_wait_io(req, o->efd, POLLIN, -1) < 0)
+            (void)ss_poll_fd(o->efd, POLLIN, -1);   /* the set is full */
+    pthread_join(th, NULL);
+    close(o->efd);
+    free(o);
+    return 0;
+here:
+    free(o);
+    ss_log(SS_LOG_WARNING, "%s: %s: no thread for blocking work (%s): it "
+           "holds the event loop", req->srv->name, ss_request_peer(req),
+           strerror(e));
+    fn(arg);
+    errno = e;
+    return -1;
+}
+
 /* A request's descriptor leaves the set before it is closed: a copy of it
  * elsewhere (a forking server's child, a spawned program) would keep it
  * there, and its events would name an ended task. */
@@ -539,6 +622,7 @@ const struct ss_mode ss_mode_event = {
     .process = event_process,
     .conn_closing = event_conn_closing,
     .wait_io = event_wait_io,
+    .run_blocking = event_run_blocking,
     .wait = event_wait,
     .free = event_free,
 };

@@ -244,6 +244,17 @@ ss_request_wait(struct ss_request *req, short events, double deadline)
                       : ss_poll_fd(req->fd, events, deadline);
 }
 
+int
+ss_run_blocking(struct ss_request *req, void (*fn)(void *), void *arg)
+{
+    const struct ss_mode *m = req->srv->set.mode;
+
+    if (m->run_blocking != NULL)
+        return m->run_blocking(req, fn, arg);
+    fn(arg);
+    return 0;
+}
+
 /* When a wait that starts now ends for the server's timeout (-1: none). */
 double
 ss_request_deadline(const struct ss_request *req)

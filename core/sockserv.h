@@ -99,6 +99,19 @@ ssize_t ss_readline(struct ss_request *, char *buf, size_t size);
 int ss_poll(struct ss_request *, int timeout_ms);
 
 /*
+ * Runs fn(arg) where it may block (a slow hash, a blocking library call)
+ * without holding up the server's other requests, and returns when it
+ * has returned.  In event mode it runs on a thread of its own while the
+ * request's coroutine waits; in the other modes, where each request has
+ * its own thread or process, it runs right here.  arg (and whatever fn
+ * reaches through it) must not live on the request's stack: in event
+ * mode that stack is not where it was while the request waits.  fn must
+ * not call the request API.  0, or -1 with errno if it could not wait
+ * (fn has then run, in the request's thread).
+ */
+int ss_run_blocking(struct ss_request *, void (*fn)(void *), void *arg);
+
+/*
  * Writes all of buf to the client (a datagram: appends to the reply, sent as
  * one packet after finish).  Blocks while a stream client is slow to read.
  * Returns 0, or -1 (errno; EMSGSIZE when a reply outgrows max_packet_size).

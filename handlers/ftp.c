@@ -270,20 +270,48 @@ is_anonymous(const char *name)
     return strcmp(name, "anonymous") == 0 || strcmp(name, "ftp") == 0;
 }
 
-static bool
-password_ok(const struct ftp_user *u, const char *pass)
+/* A password check, on the heap: in event mode it runs on a thread of its
+ * own (ss_run_blocking) while the session waits. */
+struct pw_check {
+    char *pass;
+    const char *hash;
+    bool ok;
+};
+
+static void
+pw_check_run(void *arg)
 {
+    struct pw_check *c = arg;
     struct crypt_data *cd = calloc(1, sizeof *cd);
     const char *h;
-    bool ok;
 
     if (cd == NULL)
-        return false;
-    h = crypt_r(pass, u->hash, cd);
-    ok = h != NULL && h[0] != '*' && strlen(h) == strlen(u->hash) &&
-         strcmp(h, u->hash) == 0;
+        return;
+    h = crypt_r(c->pass, c->hash, cd);
+    c->ok = h != NULL && h[0] != '*' && strlen(h) == strlen(c->hash) &&
+            strcmp(h, c->hash) == 0;
     explicit_bzero(cd, sizeof *cd);
     free(cd);
+}
+
+/* A yescrypt or sha512 hash takes milliseconds on purpose: it runs where
+ * it holds up no other session. */
+static bool
+password_ok(struct session *s, const struct ftp_user *u, const char *pass)
+{
+    struct pw_check *c = calloc(1, sizeof *c);
+    bool ok;
+
+    if (c == NULL || (c->pass = strdup(pass)) == NULL) {
+        free(c);
+        return false;
+    }
+    c->hash = u->hash;
+    (void)ss_run_blocking(s->req, pw_check_run, c);
+    ok = c->ok;
+    explicit_bzero(c->pass, strlen(c->pass));
+    free(c->pass);
+    free(c);
     return ok;
 }
 
@@ -321,7 +349,7 @@ cmd_pass(struct session *s, const char *arg)
         return reply(s, "230 Login successful");
     }
     u = find_user(s->ftp, s->user);
-    if (u != NULL && password_ok(u, arg)) {
+    if (u != NULL && password_ok(s, u, arg)) {
         s->logged_in = s->writable = true;
         if (ftp_path_resolve("/", u->home, s->cwd, sizeof s->cwd) < 0)
             snprintf(s->cwd, sizeof s->cwd, "/");

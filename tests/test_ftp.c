@@ -5,6 +5,7 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <poll.h>
 #include <setjmp.h>
 #include <signal.h>
 #include <stdarg.h>
@@ -557,6 +558,87 @@ test_ftp_bad_password(void **state)
     unlink(x.users);
 }
 
+/* x's users file becomes slow:secret under a sha512 hash made to take
+ * about target seconds here; returns the seconds one check took. */
+static double
+slow_users(const struct fx *x, double target)
+{
+    struct crypt_data *cd = calloc(1, sizeof *cd);
+    unsigned long rounds = 20000;
+    char line[512];
+    const char *salt, *hash;
+    double t0, took;
+
+    assert_non_null(cd);
+    for (;;) {
+        salt = crypt_gensalt_rn("$6$", rounds, NULL, 0, cd->setting,
+                                sizeof cd->setting);
+        assert_non_null(salt);
+        t0 = now();
+        hash = crypt_r("secret", salt, cd);
+        took = now() - t0;
+        assert_true(hash != NULL && hash[0] == '$');
+        if (took >= target || rounds >= 100000000)
+            break;
+        rounds = (unsigned long)(rounds * (took > 0.001 ? target / took * 1.1
+                                                        : 10));
+    }
+    snprintf(line, sizeof line, "slow:%s\n", hash);
+    write_file(x->users, line, strlen(line));
+    free(cd);
+    return took;
+}
+
+/* A correct password's hash (slow on purpose) holds up no other session:
+ * in event mode it runs off the loop (ss_run_blocking).  Another session's
+ * NOOPs go on being answered while it runs. */
+static void
+test_ftp_slow_hash_holds_no_one(void **state)
+{
+    struct fx x;
+    char addr[64];
+    double hash_s;
+
+    (void)state;
+    make_root(&x);
+    hash_s = slow_users(&x, 0.3);       /* in place of make_root's users */
+    fprintf(stderr, "one check of the slow hash: %.0f ms\n", hash_s * 1000);
+    for (size_t m = 0; m < NMODES; m++) {
+        double t0, worst = 0;
+        int a, b, noops = 0;
+        struct pollfd pa;
+
+        start(&x, modes[m], "anonymous = off\n");
+        snprintf(addr, sizeof addr, "127.0.0.1:%d", x.port);
+        a = ssd_connect(addr);
+        b = ssd_connect(addr);
+        assert_true(a >= 0 && b >= 0);
+        cmd_expect(a, NULL, "220");
+        cmd_expect(b, NULL, "220");
+        cmd_expect(a, "USER slow\r\n", "331");
+        assert_int_equal(ssd_send_str(a, "PASS secret\r\n"), 0);
+        /* b's NOOPs while a's password is checked, until a's reply */
+        pa = (struct pollfd){ .fd = a, .events = POLLIN };
+        for (t0 = now(); poll(&pa, 1, 0) == 0 && now() - t0 < 10; noops++) {
+            double r0 = now();
+
+            cmd_expect(b, "NOOP\r\n", "200");
+            if (now() - r0 > worst)
+                worst = now() - r0;
+        }
+        cmd_expect(a, NULL, "230");
+        fprintf(stderr, "%s: %d NOOPs during the login, slowest %.1f ms\n",
+                modes[m], noops, worst * 1000);
+        assert_true(noops >= 3);
+        assert_true(worst < hash_s / 3);
+        close(a);
+        close(b);
+        stop(&x);
+    }
+    rm_tree(x.root);
+    unlink(x.users);
+}
+
 /* ---- point 5: modes ------------------------------------------------------------- */
 
 static void
@@ -728,6 +810,7 @@ main(void)
         cmocka_unit_test(test_ftp_lftp),
         cmocka_unit_test(test_ftp_anonymous),
         cmocka_unit_test(test_ftp_bad_password),
+        cmocka_unit_test(test_ftp_slow_hash_holds_no_one),
         cmocka_unit_test(test_ftp_sync_refused),
         cmocka_unit_test(test_ftp_transfers),
         cmocka_unit_test(test_ftp_bad_input),

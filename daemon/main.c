@@ -481,8 +481,11 @@ reap_workers(double grace)
  * served from it (ss_server_solo: a process that forks per request forks
  * fastest with no other thread), returns from serving.
  */
-static struct ss_server *volatile solo_srv; /* served from the main thread */
-static volatile sig_atomic_t stop_sig, reload_sig;
+/* Atomic, not volatile sig_atomic_t: a process-directed signal may be
+ * handled by any thread that does not block it (a request's), while the
+ * main thread reads these (lock-free atomics are async-signal-safe). */
+static struct ss_server *_Atomic solo_srv; /* served from the main thread */
+static atomic_int stop_sig, reload_sig;
 static int ctl_pipe[2] = { -1, -1 }; /* wakes control_loop */
 static char *msg_hup_ok, *msg_hup_fail;     /* on the heap: see below */
 
@@ -503,7 +506,8 @@ wake_main(void)
 static void
 on_signal(int sig)
 {
-    int saved = errno;
+    int saved = errno, none = 0;
+    struct ss_server *solo;
 
     if (sig == SIGUSR1) {
         for (size_t i = 0; i < nworker_pids; i++)
@@ -520,16 +524,15 @@ on_signal(int sig)
     }
     if (sig == SIGHUP) {
         reload_sig = 1;
-    } else if (stop_sig != 0) {
+    } else if (!atomic_compare_exchange_strong(&stop_sig, &none, sig)) {
         sig_log(SS_LOG_WARNING, sig == SIGINT
                 ? "sockserv: second SIGINT, exiting now"
                 : "sockserv: second SIGTERM, exiting now", NULL);
         _exit(1);
-    } else {
-        stop_sig = sig;
     }
-    if (solo_srv != NULL)
-        ss_server_shutdown_signal(solo_srv);    /* back to the main loop */
+    solo = atomic_load(&solo_srv);
+    if (solo != NULL)
+        ss_server_shutdown_signal(solo);        /* back to the main loop */
     wake_main();
     errno = saved;
 }

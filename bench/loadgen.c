@@ -24,6 +24,8 @@
  *             version V (1: the text line, 2: the binary form), carrying
  *             the connection's own addresses, in the same write as the
  *             message (as a proxy does)
+ *   -R        udp: any datagram back answers the socket's request (a
+ *             server that does not echo: daytime, time)
  *   -S        after the window, print "#end" and wait for a line on stdin
  *             (at most 30 s) before closing, so a runner can sample the
  *             server while the load is still in place
@@ -100,6 +102,7 @@ struct hist {
 static struct {
     const char *workload;
     int c, size, n, m, window, timeout_ms, sync, procs, reconnect, proxy;
+    int any_reply;
     double dur, warm;
 } opt = { .c = 1, .size = 64, .window = 4, .timeout_ms = -1, .dur = 2,
           .warm = -1 };
@@ -928,12 +931,19 @@ run_udp(void)
         for (i = 0; i < k; i++) {
             c = ev[i].data.ptr;
             while ((n = recv(c->fd, rbuf, sizeof rbuf, 0)) >= 0) {
-                if (n < 8)
-                    continue;
-                memcpy(&seq, rbuf, sizeof seq);
-                if (seq != c->seq || !c->sent) {
-                    late++;
-                    continue;
+                if (opt.any_reply) {
+                    if (!c->sent) {
+                        late++;
+                        continue;
+                    }
+                } else {
+                    if (n < 8)
+                        continue;
+                    memcpy(&seq, rbuf, sizeof seq);
+                    if (seq != c->seq || !c->sent) {
+                        late++;
+                        continue;
+                    }
                 }
                 now = now_ns();
                 if (in_window(c->t0)) {
@@ -1549,7 +1559,7 @@ usage(void)
     fprintf(stderr,
             "usage: loadgen pingpong|connect|udp|stream|idle|fanout TARGET\n"
             "       [-c C] [-d SECS] [-w SECS] [-s BYTES] [-n N] [-m M]\n"
-            "       [-W WINDOW] [-T MS] [-S] [-P PROCS] [-C] [-p 1|2]\n"
+            "       [-W WINDOW] [-T MS] [-S] [-P PROCS] [-C] [-p 1|2] [-R]\n"
             "TARGET: tcp:127.0.0.1:PORT udp:127.0.0.1:PORT unix:PATH "
             "unixdgram:PATH\n");
     exit(2);
@@ -1566,7 +1576,7 @@ main(int argc, char **argv)
     opt.workload = argv[1];
     target_parse(argv[2]);
     optind = 3;
-    while ((ch = getopt(argc, argv, "c:d:w:s:n:m:W:T:SP:Cp:A:")) != -1) {
+    while ((ch = getopt(argc, argv, "c:d:w:s:n:m:W:T:SP:Cp:A:R")) != -1) {
         switch (ch) {
         case 'c': opt.c = atoi(optarg); break;
         case 'd': opt.dur = atof(optarg); break;
@@ -1576,6 +1586,7 @@ main(int argc, char **argv)
         case 'P': opt.procs = atoi(optarg); break;
         case 'C': opt.reconnect = 1; break;
         case 'p': opt.proxy = atoi(optarg); break;
+        case 'R': opt.any_reply = 1; break;
         case 'm': opt.m = atoi(optarg); break;
         case 'W': opt.window = atoi(optarg); break;
         case 'T': opt.timeout_ms = atoi(optarg); break;

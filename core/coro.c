@@ -158,14 +158,7 @@ static void san_left(struct ss_coro_stack *st, struct ss_coro *c)
 static void
 signals_hold(sigset_t *old)
 {
-    sigset_t set;
-    static const int faults[] = { SIGSEGV, SIGBUS, SIGILL, SIGFPE,
-                                  SIGTRAP, SIGABRT, SIGSYS };
-
-    sigfillset(&set);
-    for (size_t i = 0; i < sizeof faults / sizeof *faults; i++)
-        sigdelset(&set, faults[i]);
-    pthread_sigmask(SIG_BLOCK, &set, old);
+    ss_signals_hold(old);
 }
 static void
 signals_release(const sigset_t *old)

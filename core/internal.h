@@ -3,6 +3,7 @@
 #define SS_INTERNAL_H
 
 #include <pthread.h>
+#include <signal.h>
 #include <stdatomic.h>
 #include <stdint.h>
 #include <time.h>
@@ -361,6 +362,7 @@ bool ss_parse_size(const char *, long min, long max, long *out);
 void ss_fd_track(int fd);
 void ss_fd_untrack(int fd);
 void ss_fd_close_tracked(int keep1, int keep2);
+void ss_signals_hold(sigset_t *old);
 
 /* server.c */
 void ss_server_track(struct ss_server *, struct ss_request *);

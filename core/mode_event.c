@@ -511,11 +511,9 @@ offload_main(void *p)
 static int
 event_run_blocking(struct ss_request *req, void (*fn)(void *), void *arg)
 {
-    static const int faults[] = { SIGSEGV, SIGBUS, SIGILL, SIGFPE, SIGTRAP,
-                                  SIGABRT, SIGSYS };
     struct task *t = req->mode_data;
     struct offload *o;
-    sigset_t set, old;
+    sigset_t old;
     pthread_t th;
     uint64_t v;
     int e;
@@ -531,10 +529,7 @@ event_run_blocking(struct ss_request *req, void (*fn)(void *), void *arg)
     }
     o->fn = fn;
     o->arg = arg;
-    sigfillset(&set);
-    for (size_t i = 0; i < sizeof faults / sizeof *faults; i++)
-        sigdelset(&set, faults[i]);
-    pthread_sigmask(SIG_BLOCK, &set, &old);
+    ss_signals_hold(&old);
     e = pthread_create(&th, NULL, offload_main, o);
     pthread_sigmask(SIG_SETMASK, &old, NULL);
     if (e != 0) {

@@ -2,6 +2,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <math.h>
+#include <signal.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
@@ -230,4 +231,22 @@ ss_fd_close_tracked(int keep1, int keep2)
                                  * not written is a page not copied */
         }
     }
+}
+
+/*
+ * Blocks every asynchronous signal on the calling thread, faults aside (a
+ * coroutine's stack overflow is a SIGSEGV that must still be taken), and
+ * stores the mask it replaced in old for pthread_sigmask(SIG_SETMASK).
+ */
+void
+ss_signals_hold(sigset_t *old)
+{
+    static const int faults[] = { SIGSEGV, SIGBUS, SIGILL, SIGFPE, SIGTRAP,
+                                  SIGABRT, SIGSYS };
+    sigset_t set;
+
+    sigfillset(&set);
+    for (size_t i = 0; i < sizeof faults / sizeof *faults; i++)
+        sigdelset(&set, faults[i]);
+    pthread_sigmask(SIG_BLOCK, &set, old);
 }

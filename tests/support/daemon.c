@@ -529,6 +529,26 @@ ssd_run(const char *ini_text, const char *const *extra_args, char **out)
     return status;
 }
 
+int
+ssd_config_errors(const struct ssd_config_case *cases, size_t n)
+{
+    int failed = 0;
+
+    for (size_t i = 0; i < n; i++) {
+        char *out = NULL;
+        int st = ssd_run(cases[i].ini, NULL, &out);
+
+        if (st != 2 || out == NULL || strstr(out, cases[i].expect) == NULL) {
+            fprintf(stderr, "config error case %zu: status %d (want 2), "
+                    "want \"%s\" in:\n%s\n", i, st, cases[i].expect,
+                    out ? out : "");
+            failed++;
+        }
+        free(out);
+    }
+    return failed;
+}
+
 /* ---- clients ------------------------------------------------------------ */
 
 static int

@@ -52,6 +52,19 @@ char *ssd_log_copy(struct ssd *);
  */
 int ssd_run(const char *ini_text, const char *const *extra_args, char **out);
 
+/* A configuration the daemon must refuse: ini (ssd_run's form) and a text
+ * its output must hold. */
+struct ssd_config_case {
+    const char *ini;
+    const char *expect;
+};
+/*
+ * Runs the daemon (ssd_run, no extra arguments) on each case: each must
+ * exit with status 2 and expect in its output.  Returns how many did not;
+ * for each of those, stderr gets its index, status and output.
+ */
+int ssd_config_errors(const struct ssd_config_case *cases, size_t n);
+
 /*
  * ini_text with every "mode = threading" made "mode = MODE", so one test
  * runs in several modes.  Returns a buffer of this thread's, valid until

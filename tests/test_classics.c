@@ -30,19 +30,7 @@
 #define LINE_LEN    74              /* chargen: 72 characters, CR LF */
 #define NEAR_S      5               /* "now", give or take */
 
-static const char *const types[] = { "tcp", "udp", "unix-stream",
-                                     "unix-dgram" };
-static const char *const modes[] = { "sync", "threading", "forking",
-                                     "event" };
-#define NMODES (sizeof modes / sizeof modes[0])
-
 /* ---- helpers ------------------------------------------------------------ */
-
-static bool
-is_dgram(const char *type)
-{
-    return strcmp(type, "udp") == 0 || strcmp(type, "unix-dgram") == 0;
-}
 
 static size_t
 appendf(char *buf, size_t size, size_t used, const char *fmt, ...)
@@ -65,14 +53,14 @@ matrix_ini(char *ini, size_t size, const char *handler)
 {
     size_t used = 0;
 
-    for (size_t t = 0; t < 4; t++)
-        for (size_t m = 0; m < NMODES; m++) {
+    for (size_t t = 0; t < SSD_NTYPES; t++)
+        for (size_t m = 0; m < SSD_NMODES; m++) {
             used = appendf(ini, size, used, "[%s-%s]\nhandler = %s\n"
-                           "type = %s\nmode = %s\n", types[t], modes[m],
-                           handler, types[t], modes[m]);
-            if (strncmp(types[t], "unix", 4) == 0)
+                           "type = %s\nmode = %s\n", ssd_types[t],
+                           ssd_modes[m], handler, ssd_types[t], ssd_modes[m]);
+            if (strncmp(ssd_types[t], "unix", 4) == 0)
                 used = appendf(ini, size, used, "path = @DIR@/%s-%s.sock\n",
-                               types[t], modes[m]);
+                               ssd_types[t], ssd_modes[m]);
             else
                 used = appendf(ini, size, used,
                                "host = 127.0.0.1\nport = 0\n");
@@ -107,11 +95,11 @@ read_to_eof(int fd, char *buf, size_t size)
 static ssize_t
 ask(const char *addr, const char *type, char *buf, size_t size)
 {
-    int fd = is_dgram(type) ? ssd_dgram(addr) : ssd_connect(addr);
+    int fd = ssd_is_dgram(type) ? ssd_dgram(addr) : ssd_connect(addr);
     ssize_t n = -1;
 
     assert_true(fd >= 0);
-    if (!is_dgram(type))
+    if (!ssd_is_dgram(type))
         n = read_to_eof(fd, buf, size);
     else if (ssd_send_str(fd, "what time is it?\r\n") == 0)
         n = ssd_recv_some(fd, buf, size, WAIT_MS);
@@ -310,7 +298,7 @@ assert_discard(const char *addr, const char *type, int port)
 
     memset(junk, 'j', sizeof junk);
     for (int round = 0; round < 2; round++) {
-        if (is_dgram(type)) {
+        if (ssd_is_dgram(type)) {
             fd = ssd_dgram(addr);
             assert_true(fd >= 0);
             for (int i = 0; i < 3; i++) {
@@ -343,7 +331,7 @@ assert_chargen(const char *addr, const char *type)
     char buf[200 * LINE_LEN];
     int fd;
 
-    if (!is_dgram(type)) {
+    if (!ssd_is_dgram(type)) {
         fd = ssd_connect(addr);
         assert_true(fd >= 0);
         assert_int_equal(ssd_send_str(fd, "ignore me\r\n"), 0);
@@ -385,21 +373,21 @@ run_matrix(const char *handler)
     struct ssd d;
 
     matrix_ini(ini, sizeof ini, handler);
-    assert_int_equal(ssd_start(&d, ini, 4 * NMODES, NULL), 0);
-    for (size_t t = 0; t < 4; t++)
-        for (size_t m = 0; m < NMODES; m++) {
-            snprintf(name, sizeof name, "%s-%s", types[t], modes[m]);
+    assert_int_equal(ssd_start(&d, ini, SSD_NTYPES * SSD_NMODES, NULL), 0);
+    for (size_t t = 0; t < SSD_NTYPES; t++)
+        for (size_t m = 0; m < SSD_NMODES; m++) {
+            snprintf(name, sizeof name, "%s-%s", ssd_types[t], ssd_modes[m]);
             const char *addr = ssd_addr(&d, name);
 
             assert_non_null(addr);
             if (strcmp(handler, "daytime") == 0)
-                assert_daytime(addr, types[t]);
+                assert_daytime(addr, ssd_types[t]);
             else if (strcmp(handler, "time") == 0)
-                assert_time(addr, types[t]);
+                assert_time(addr, ssd_types[t]);
             else if (strcmp(handler, "discard") == 0)
-                assert_discard(addr, types[t], ssd_port(&d, name));
+                assert_discard(addr, ssd_types[t], ssd_port(&d, name));
             else
-                assert_chargen(addr, types[t]);
+                assert_chargen(addr, ssd_types[t]);
         }
     assert_int_equal(kill(d.pid, 0), 0);
     assert_int_equal(ssd_stop(&d, SIGTERM), 0);

@@ -24,30 +24,18 @@
 
 #include "support/daemon.h"
 
-static const char *const types[] = { "tcp", "udp", "unix-stream",
-                                     "unix-dgram" };
-static const char *const modes[] = { "sync", "threading", "forking",
-                                     "event" };
-#define NMODES (sizeof modes / sizeof modes[0])
-
-static bool
-is_dgram(const char *type)
-{
-    return strcmp(type, "udp") == 0 || strcmp(type, "unix-dgram") == 0;
-}
-
 /* One message out, the same back (or reply): over a fresh connection. */
 static void
 assert_echo(const char *addr, const char *type, const char *msg,
             const char *expect)
 {
     char buf[256];
-    int fd = is_dgram(type) ? ssd_dgram(addr) : ssd_connect(addr);
+    int fd = ssd_is_dgram(type) ? ssd_dgram(addr) : ssd_connect(addr);
     ssize_t n;
 
     assert_true(fd >= 0);
     assert_int_equal(ssd_send_str(fd, msg), 0);
-    if (is_dgram(type)) {
+    if (ssd_is_dgram(type)) {
         n = ssd_recv_some(fd, buf, sizeof buf - 1, 5000);
         assert_true(n > 0);
         buf[n] = '\0';
@@ -98,28 +86,28 @@ test_daemon_every_combination(void **state)
     struct ssd d;
 
     (void)state;
-    for (size_t t = 0; t < 4; t++)
-        for (size_t m = 0; m < NMODES; m++) {
-            snprintf(name, sizeof name, "%s-%s", types[t], modes[m]);
-            used = add_server(ini, sizeof ini, used, name, types[t],
-                              modes[m], NULL);
+    for (size_t t = 0; t < SSD_NTYPES; t++)
+        for (size_t m = 0; m < SSD_NMODES; m++) {
+            snprintf(name, sizeof name, "%s-%s", ssd_types[t], ssd_modes[m]);
+            used = add_server(ini, sizeof ini, used, name, ssd_types[t],
+                              ssd_modes[m], NULL);
         }
-    assert_int_equal(ssd_start(&d, ini, 4 * NMODES, NULL), 0);
-    for (size_t t = 0; t < 4; t++)
-        for (size_t m = 0; m < NMODES; m++) {
+    assert_int_equal(ssd_start(&d, ini, SSD_NTYPES * SSD_NMODES, NULL), 0);
+    for (size_t t = 0; t < SSD_NTYPES; t++)
+        for (size_t m = 0; m < SSD_NMODES; m++) {
             char want[96];
 
-            snprintf(name, sizeof name, "%s-%s", types[t], modes[m]);
+            snprintf(name, sizeof name, "%s-%s", ssd_types[t], ssd_modes[m]);
             const char *addr = ssd_addr(&d, name);
 
             assert_non_null(addr);
-            if (strncmp(types[t], "unix", 4) != 0) {
+            if (strncmp(ssd_types[t], "unix", 4) != 0) {
                 assert_true(ssd_port(&d, name) > 0);    /* port 0 chosen */
             }
             snprintf(want, sizeof want, "%s: listening on %s (%s, %s)", name,
-                     addr, types[t], modes[m]);
+                     addr, ssd_types[t], ssd_modes[m]);
             assert_true(ssd_log_has(&d, want));
-            assert_echo(addr, types[t], "hi", "hi");
+            assert_echo(addr, ssd_types[t], "hi", "hi");
         }
     assert_int_equal(ssd_stop(&d, SIGTERM), 0);
     /* each Unix server removed its own socket file */
@@ -472,10 +460,10 @@ test_daemon_sigterm_finishes_running(void **state)
 static void
 test_daemon_shutdown_timeout(void **state)
 {
-    static const char *const *const ms = modes;
+    static const char *const *const ms = ssd_modes;
 
     (void)state;
-    for (size_t m = 0; m < NMODES; m++) {
+    for (size_t m = 0; m < SSD_NMODES; m++) {
         char ini[256], buf[16];
         struct ssd d;
         int fd;
@@ -805,17 +793,17 @@ test_daemon_halfclose_64k(void **state)
     for (size_t i = 0; i < 65536; i++)
         out[i] = (unsigned char)rand();
     for (size_t t = 0; t < 2; t++)
-        for (size_t m = 0; m < NMODES; m++) {
-            snprintf(name, sizeof name, "%s-%s", st[t], modes[m]);
-            used = add_server(ini, sizeof ini, used, name, st[t], modes[m],
+        for (size_t m = 0; m < SSD_NMODES; m++) {
+            snprintf(name, sizeof name, "%s-%s", st[t], ssd_modes[m]);
+            used = add_server(ini, sizeof ini, used, name, st[t], ssd_modes[m],
                               NULL);
         }
-    assert_int_equal(ssd_start(&d, ini, 2 * NMODES, NULL), 0);
+    assert_int_equal(ssd_start(&d, ini, 2 * SSD_NMODES, NULL), 0);
     for (size_t t = 0; t < 2; t++)
-        for (size_t m = 0; m < NMODES; m++) {
+        for (size_t m = 0; m < SSD_NMODES; m++) {
             int fd;
 
-            snprintf(name, sizeof name, "%s-%s", st[t], modes[m]);
+            snprintf(name, sizeof name, "%s-%s", st[t], ssd_modes[m]);
             fd = ssd_connect(ssd_addr(&d, name));
             assert_true(fd >= 0);
             /* the echo comes back while we send: read it concurrently */
@@ -1140,43 +1128,43 @@ echo_clients_case(const struct echo_clients *c)
     size_t used = 0;
     struct ssd d;
 
-    for (size_t m = 0; m < NMODES; m++) {
+    for (size_t m = 0; m < SSD_NMODES; m++) {
         char name[32];
 
-        snprintf(name, sizeof name, "t-%s", modes[m]);
-        used = add_server(ini, sizeof ini, used, name, "tcp", modes[m],
+        snprintf(name, sizeof name, "t-%s", ssd_modes[m]);
+        used = add_server(ini, sizeof ini, used, name, "tcp", ssd_modes[m],
                           NULL);
-        snprintf(name, sizeof name, "r-%s", modes[m]);
+        snprintf(name, sizeof name, "r-%s", ssd_modes[m]);
         used = appendf(ini, sizeof ini, used, "[%s]\nhandler = echo\nmode = "
-                       "%s\nport = 0\nreply = %s\n", name, modes[m],
+                       "%s\nport = 0\nreply = %s\n", name, ssd_modes[m],
                        utf8_reply);
-        snprintf(name, sizeof name, "u-%s", modes[m]);
-        used = add_server(ini, sizeof ini, used, name, "udp", modes[m],
+        snprintf(name, sizeof name, "u-%s", ssd_modes[m]);
+        used = add_server(ini, sizeof ini, used, name, "udp", ssd_modes[m],
                           NULL);
-        snprintf(name, sizeof name, "ur-%s", modes[m]);
+        snprintf(name, sizeof name, "ur-%s", ssd_modes[m]);
         used = appendf(ini, sizeof ini, used, "[%s]\nhandler = echo\ntype = "
                        "udp\nmode = %s\nport = 0\nreply = hello, my name is "
-                       "server\n", name, modes[m]);
+                       "server\n", name, ssd_modes[m]);
     }
-    assert_int_equal(ssd_start(&d, ini, 4 * NMODES, NULL), 0);
-    for (size_t m = 0; m < NMODES; m++) {
+    assert_int_equal(ssd_start(&d, ini, 4 * SSD_NMODES, NULL), 0);
+    for (size_t m = 0; m < SSD_NMODES; m++) {
         char name[32], *out;
 
-        snprintf(name, sizeof name, "t-%s", modes[m]);
+        snprintf(name, sizeof name, "t-%s", ssd_modes[m]);
         out = run_client(c->dir, c->tcp, NULL, ssd_port(&d, name),
                          "hello\nworld\nBYE\n");
         printed_reply(out, c->tcp_says, "b'hello'");
         printed_reply(out, c->tcp_says, "b'world'");
         free(out);
 
-        snprintf(name, sizeof name, "r-%s", modes[m]);
+        snprintf(name, sizeof name, "r-%s", ssd_modes[m]);
         out = run_client(c->dir, c->tcp, NULL, ssd_port(&d, name),
                          "hello\nBYE\n");
         /* the client prints the bytes' repr: the reply's UTF-8 escapes */
         printed_reply(out, c->tcp_says, "b'\\xe5\\xb7\\xb2");
         free(out);
 
-        snprintf(name, sizeof name, "u-%s", modes[m]);
+        snprintf(name, sizeof name, "u-%s", ssd_modes[m]);
         out = run_client(c->dir, c->udp, c->udp_arg, ssd_port(&d, name),
                          "ping\npong\nBYE\n");
         printed_reply(out, c->udp_says, "b'ping'");
@@ -1188,7 +1176,7 @@ echo_clients_case(const struct echo_clients *c)
         printed_reply(out, c->udp_fresh_says, "b'two'");
         free(out);
 
-        snprintf(name, sizeof name, "ur-%s", modes[m]);
+        snprintf(name, sizeof name, "ur-%s", ssd_modes[m]);
         out = run_client(c->dir, c->udp, c->udp_arg, ssd_port(&d, name),
                          "hi\nBYE\n");
         printed_reply(out, c->udp_says, "b'hello, my name is server'");

@@ -549,6 +549,19 @@ ssd_config_errors(const struct ssd_config_case *cases, size_t n)
     return failed;
 }
 
+/* ---- the matrix of socket types and modes ------------------------------- */
+
+const char *const ssd_types[SSD_NTYPES] = { "tcp", "udp", "unix-stream",
+                                            "unix-dgram" };
+const char *const ssd_modes[SSD_NMODES] = { "sync", "threading", "forking",
+                                            "event" };
+
+bool
+ssd_is_dgram(const char *type)
+{
+    return strcmp(type, "udp") == 0 || strcmp(type, "unix-dgram") == 0;
+}
+
 /* ---- clients ------------------------------------------------------------ */
 
 static int

@@ -76,6 +76,17 @@ const char *ssd_ini_mode(const char *ini_text, const char *mode);
  * number, not 0), or -1. */
 int ssd_free_port(void);
 
+/* ---- the matrix of socket types and modes ------------------------------- */
+
+#define SSD_NTYPES 4
+#define SSD_NMODES 4
+/* Every socket type: "tcp", "udp", "unix-stream", "unix-dgram". */
+extern const char *const ssd_types[SSD_NTYPES];
+/* Every mode: "sync", "threading", "forking", "event". */
+extern const char *const ssd_modes[SSD_NMODES];
+/* True for the datagram types, "udp" and "unix-dgram". */
+bool ssd_is_dgram(const char *type);
+
 /* ---- clients ------------------------------------------------------------ */
 
 /* Connects a stream socket to "host:port", "[v6]:port" or a path.  -1. */

@@ -221,6 +221,7 @@ struct ss_server {
     ino_t unix_ino;
     char *pkt;                  /* datagram receive buffer */
     size_t max_backlog;
+    bool exact_reads;           /* ss_server_set_exact_reads */
 
     /* what runs: requests in this process, threads, children */
     pthread_mutex_t lock;

@@ -168,6 +168,20 @@ ss_read(struct ss_request *req, void *buf, size_t len)
     return req->srv->set.transport->read(req, buf, len);
 }
 
+/* A stream's read-ahead buffer, made on first use.  0 or -1. */
+static int
+rbuf_get(struct ss_request *req)
+{
+    if (req->rbuf != NULL)
+        return 0;
+    req->rbuf = malloc(SS_RBUF_SIZE);
+    if (req->rbuf == NULL)
+        return -1;
+    req->rcap = SS_RBUF_SIZE;
+    req->rbuf_owned = true;
+    return 0;
+}
+
 /* Refills the read-ahead buffer (streams).  Returns bytes, 0, -1. */
 static ssize_t
 fill(struct ss_request *req)
@@ -176,13 +190,8 @@ fill(struct ss_request *req)
 
     if (req->fd < 0)
         return 0;               /* a datagram has nothing more */
-    if (req->rbuf == NULL) {
-        req->rbuf = malloc(SS_RBUF_SIZE);
-        if (req->rbuf == NULL)
-            return -1;
-        req->rcap = SS_RBUF_SIZE;
-        req->rbuf_owned = true;
-    }
+    if (rbuf_get(req) < 0)
+        return -1;
     n = req->srv->set.transport->read(req, req->rbuf, req->rcap);
     req->rpos = 0;
     req->rlen = n > 0 ? (size_t)n : 0;
@@ -384,33 +393,54 @@ consume(int fd, size_t len)
     return 0;
 }
 
+_Static_assert(SS_RBUF_SIZE >= SS_PROXY_MAX,
+               "a PROXY header fits the read-ahead buffer");
+
 /*
- * Reads the connection's PROXY header, and not one byte past it: bytes
- * are looked at (MSG_PEEK) and only the header's are taken.  Waits through
- * the mode, at most SS_PROXY_WAIT seconds in all.  On success the
- * request's address becomes the one the header carries (a LOCAL header
- * keeps the connection's).  Returns 0, or -1 after logging why (with the
- * connection's own address).
+ * Reads the connection's PROXY header.  Bytes read with it (a client's
+ * first bytes often come in the same segment) stay in the read-ahead
+ * buffer for the handler, so the header costs no system call of its own
+ * most of the time.  A server whose handler gives the connection to
+ * another program (ss_server_set_exact_reads) instead looks at the bytes
+ * (MSG_PEEK) and takes only the header's: nothing past it is read.
+ * Waits through the mode, at most SS_PROXY_WAIT seconds in all.  On
+ * success the request's address becomes the one the header carries (a
+ * LOCAL header keeps the connection's).  Returns 0, or -1 after logging
+ * why (with the connection's own address).
  */
 static int
 proxy_read(struct ss_request *req)
 {
     struct ss_server *srv = req->srv;
-    unsigned char buf[SS_PROXY_MAX];
+    bool exact = srv->exact_reads, nb = srv->set.mode->nonblocking;
+    unsigned char peek[SS_PROXY_MAX], *buf = peek;
+    size_t cap = sizeof peek, have = 0;
     struct ss_proxy_result res;
     double deadline = ss_now() + SS_PROXY_WAIT;
-    size_t have = 0;
     const char *why;
     char what[256];
     int r;
 
+    if (!exact) {
+        if (rbuf_get(req) < 0) {
+            why = "PROXY header: out of memory";
+            goto out_fail;
+        }
+        buf = (unsigned char *)req->rbuf;
+        cap = SS_PROXY_MAX;
+    }
     for (;;) {
-        ssize_t n = recv(req->fd, buf + have, sizeof buf - have,
-                         MSG_PEEK | MSG_DONTWAIT);
+        size_t want = cap - have;
+        ssize_t n;
+
+        if (want == 0) {        /* the parser ends a header sooner */
+            why = "PROXY header too long";
+            goto out_fail;
+        }
+        n = recv(req->fd, buf + have, want,
+                         exact ? MSG_PEEK | MSG_DONTWAIT : MSG_DONTWAIT);
 
         if (n > 0) {
-            size_t take;
-
             r = ss_proxy_parse(buf, have + (size_t)n, srv->set.proxy_versions,
                                &res);
             if (r < 0) {
@@ -419,8 +449,21 @@ proxy_read(struct ss_request *req)
                 why = what;
                 goto out_fail;
             }
+            if (!exact) {
+                have += (size_t)n;
+                if (r == 0)
+                    continue;
+                /* the rest is the client's: read ahead for the handler */
+                req->rpos = (size_t)r;
+                req->rlen = have;
+                if (have > (size_t)r)
+                    ss_stats_add(&srv->stats->bytes_in, have - (size_t)r);
+                req->rd_empty = nb && (size_t)n < want && !req->rd_hup;
+                break;
+            }
             /* complete: the header's bytes; else all, a header's start */
-            take = r > 0 ? (size_t)r - have : (size_t)n;
+            size_t take = r > 0 ? (size_t)r - have : (size_t)n;
+
             if (consume(req->fd, take) < 0) {
                 why = "PROXY header: read failed";
                 goto out_fail;

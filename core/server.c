@@ -155,6 +155,12 @@ ss_server_set_max_backlog(struct ss_server *srv, size_t bytes)
 }
 
 void
+ss_server_set_exact_reads(struct ss_server *srv)
+{
+    srv->exact_reads = true;
+}
+
+void
 ss_server_set_verify_request(struct ss_server *srv, ss_verify_fn fn,
                              void *arg)
 {

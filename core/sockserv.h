@@ -216,6 +216,12 @@ unsigned ss_server_kind(const struct ss_server *);    /* SS_STREAM/SS_DGRAM */
 void *ss_server_state(const struct ss_server *);
 const char *ss_server_address(const struct ss_server *); /* after bind */
 void ss_server_set_max_backlog(struct ss_server *, size_t bytes);
+/*
+ * For a handler that gives its connection to another program (init calls
+ * it): the core reads nothing ahead of what the handler reads, so a PROXY
+ * header is taken by peeking, at the cost of a system call.
+ */
+void ss_server_set_exact_reads(struct ss_server *);
 
 /* ---- Logging (stderr, one line per call) ------------------------------ */
 
@@ -465,7 +471,9 @@ struct ss_spawn {
  * shuts down, past shutdown_timeout the program's process group gets
  * SIGTERM, and SIGKILL after the grace.  The handler must not have read
  * from the request before: -1 with EBUSY when bytes it read ahead
- * (ss_readline) would be lost to the program.  Returns 0 with *status as
+ * (ss_readline) would be lost to the program.  Behind a PROXY header, its
+ * init calls ss_server_set_exact_reads, so that the bytes following the
+ * header stay on the socket.  Returns 0 with *status as
  * waitpid(2) gives it, or -1 (errno; logged when the program could not
  * run).
  */

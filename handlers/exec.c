@@ -189,6 +189,9 @@ exec_init(struct ss_server *srv, void **state)
         exec_fini(x);           /* the core frees no state of a failed init */
         return -1;
     }
+    /* the program reads the connection itself: the core keeps what
+     * follows a PROXY header on the socket for it */
+    ss_server_set_exact_reads(srv);
     *state = x;
     return 0;
 }

@@ -93,6 +93,8 @@ setup(void **state)
     write_prog("id.sh", "#!/bin/sh\necho \"$(id -u) $(id -g) $(id -G)\"\n",
                0755);
     write_prog("noexec.sh", "#!/bin/sh\necho never\n", 0644);
+    write_prog("line.sh", "#!/bin/sh\nread line\n"
+               "echo \"got $line from $TCPREMOTEIP $TCPREMOTEPORT\"\n", 0755);
     /* once told, leaves a child holding the connection (its stdout) and
      * exits */
     write_prog("stray.sh", "#!/bin/sh\nread go\nsleep 2 &\n"
@@ -1039,6 +1041,41 @@ test_program_child_keeps_connection(void **state)
 
 /* The programs see descriptors 0, 1 and 2 only (ls's own listing of
  * /proc/self/fd aside). */
+/*
+ * Behind a proxy: the PROXY header and the client's first line come in one
+ * write; the program reads that line itself from the connection (nothing
+ * of it was read ahead by the core) and sees the header's address.
+ */
+static void
+test_program_behind_proxy(void **state)
+{
+    static const char msg[] =
+        "PROXY TCP4 192.0.2.1 198.51.100.7 56324 443\r\nhi there\n";
+
+    (void)state;
+    for (size_t m = 0; m < NMODES; m++) {
+        struct ssd d;
+        char out[512];
+        int fd;
+
+        assert_int_equal(ssd_start(&d, exec_ini(modes[m], "line.sh", false,
+                                                "proxy_protocol = v1\n"),
+                                   1, NULL), 0);
+        fd = ssd_connect(ssd_addr(&d, "x"));
+        assert_true(fd >= 0);
+        assert_int_equal(ssd_send_all(fd, msg, sizeof msg - 1), 0);
+        assert_true(read_to_eof(fd, out, sizeof out) > 0);
+        if (strcmp(out, "got hi there from 192.0.2.1 56324\n") != 0) {
+            fprintf(stderr, "%s: \"%s\"\n", modes[m], out);
+            ssd_print_log(&d);
+        }
+        assert_string_equal(out, "got hi there from 192.0.2.1 56324\n");
+        close(fd);
+        assert_int_equal(ssd_stop(&d, SIGTERM), 0);
+        ssd_cleanup(&d);
+    }
+}
+
 static void
 test_program_sees_only_0_1_2(void **state)
 {
@@ -1190,6 +1227,7 @@ main(void)
         cmocka_unit_test(test_program_closes_stdout_early),
         cmocka_unit_test(test_client_leaves_while_program_writes),
         cmocka_unit_test(test_program_child_keeps_connection),
+        cmocka_unit_test(test_program_behind_proxy),
         cmocka_unit_test(test_program_sees_only_0_1_2),
         cmocka_unit_test(test_many_at_once),
         cmocka_unit_test(test_example_config),

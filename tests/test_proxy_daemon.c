@@ -22,6 +22,7 @@
 #include <unistd.h>
 #include <cmocka.h>
 
+#include "support/crc32c.h"
 #include "support/daemon.h"
 #include "proxy.h"
 
@@ -86,20 +87,6 @@ closed_silently(int fd, int ms)
     return n == 0 || (n < 0 && errno != ETIMEDOUT);
 }
 
-/* CRC32C, bit by bit (the parser has its own table). */
-static uint32_t
-crc32c(const unsigned char *p, size_t n)
-{
-    uint32_t c = 0xffffffffu;
-
-    for (size_t i = 0; i < n; i++) {
-        c ^= p[i];
-        for (int k = 0; k < 8; k++)
-            c = c & 1 ? (c >> 1) ^ 0x82f63b78u : c >> 1;
-    }
-    return ~c;
-}
-
 /*
  * A v2 PROXY header (TCP over IPv6, 2001:db8::5 port sport to 2001:db8::1
  * port 443) into b, with a NOOP TLV and, if crc, a CRC32C TLV (wrong if
@@ -129,7 +116,7 @@ v2_inet6(unsigned char *b, unsigned sport, int crc)
     b[14] = (unsigned char)((n - 16) >> 8);
     b[15] = (unsigned char)(n - 16);
     if (crc != 0) {
-        uint32_t c = crc32c(b, n) ^ (crc < 0 ? 1u : 0u);
+        uint32_t c = crc32c_bitwise(b, n) ^ (crc < 0 ? 1u : 0u);
 
         b[n - 4] = (unsigned char)(c >> 24);
         b[n - 3] = (unsigned char)(c >> 16);

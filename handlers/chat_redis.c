@@ -1147,18 +1147,42 @@ chat_bridge_main(void *arg)
 /*
  * Starts the bridge thread, once, in the process that serves (not at
  * --check, and after workers = N forked).  Called from the serve loop's
- * service_actions and from the first request.
+ * service_actions and from each request before it queues anything.  The
+ * server id and the eventfd are made here, not at init: each worker
+ * process is a server of the room of its own (with init's id they would
+ * all drop each other's messages as their own echo, and with init's
+ * eventfd one process's bridge would take the other's wake-ups).
  */
 void
 chat_bridge_start(struct chat_room *r)
 {
     struct chat_bridge *b = r->bridge;
-    int e;
+    unsigned char rnd[CHAT_ID_LEN / 2];
+    int e, fd;
 
     if (b == NULL)
         return;
     pthread_mutex_lock(&b->start_lock);
     if (!b->started) {
+        if (getrandom(rnd, sizeof rnd, 0) != (ssize_t)sizeof rnd) {
+            e = errno;
+            ss_log(SS_LOG_ERROR, "%s: cannot start the redis bridge: "
+                   "getrandom: %s", r->name, strerror(e));
+            pthread_mutex_unlock(&b->start_lock);
+            return;
+        }
+        for (size_t i = 0; i < sizeof rnd; i++)
+            snprintf(b->id + 2 * i, 3, "%02x", rnd[i]);
+        fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+        if (fd < 0) {
+            e = errno;
+            ss_log(SS_LOG_ERROR, "%s: cannot start the redis bridge: "
+                   "eventfd: %s", r->name, strerror(e));
+            pthread_mutex_unlock(&b->start_lock);
+            return;
+        }
+        close(b->efd);          /* init's: a forked worker shares it */
+        b->efd = fd;
         e = pthread_create(&b->thread, NULL, chat_bridge_main, r);
         if (e != 0)
             ss_log(SS_LOG_ERROR, "%s: cannot start the redis bridge: %s",
@@ -1185,7 +1209,6 @@ chat_redis_options(struct ss_server *s, bool dgram, struct chat_bridge **out)
     const char *addr = ss_option(s, "redis"), *room = ss_option(s, "room");
     const char *colon;
     struct chat_bridge *b;
-    unsigned char rnd[CHAT_ID_LEN / 2];
     long ttl = 0;
     size_t i, rlen;
     int bad;
@@ -1263,12 +1286,6 @@ chat_redis_options(struct ss_server *s, bool dgram, struct chat_bridge **out)
     }
     snprintf(b->room, sizeof b->room, "%s", room);
     b->ttl = ttl;
-    if (getrandom(rnd, sizeof rnd, 0) != (ssize_t)sizeof rnd) {
-        free(b);
-        return -1;
-    }
-    for (i = 0; i < sizeof rnd; i++)
-        snprintf(b->id + 2 * i, 3, "%02x", rnd[i]);
     snprintf(b->prefix, sizeof b->prefix, "sockserv:chat:%s:", b->room);
     snprintf(b->channel, sizeof b->channel, "sockserv:chat:%s", b->room);
     b->qtail = &b->qhead;

@@ -12,6 +12,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <dirent.h>
+#include <netinet/in.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -383,6 +385,193 @@ test_chat_redis_sigkill(void **unused)
     cl_expect(a, "* bob joined\n");
 }
 
+/* ---- workers = N ------------------------------------------------------------ */
+
+/* Waits until needle is in d's log n times (every worker says it). */
+static bool
+log_count_wait(struct ssd *d, const char *needle, int n, int timeout_ms)
+{
+    double deadline = cl_now_ms() + timeout_ms;
+
+    for (;;) {
+        char *log = ssd_log_copy(d);
+        int have = log ? count(log, needle) : 0;
+
+        free(log);
+        if (have >= n)
+            return true;
+        if (cl_now_ms() > deadline)
+            return false;
+        poll(NULL, 0, 10);      /* the next look; each line is the signal */
+    }
+}
+
+/* The children of parent, up to max. */
+static int
+workers_of(pid_t parent, pid_t *out, int max)
+{
+    DIR *dp = opendir("/proc");
+    struct dirent *e;
+    int n = 0;
+
+    assert_non_null(dp);
+    while ((e = readdir(dp)) != NULL && n < max) {
+        char path[300], buf[512], *rp;
+        int pp = 0;
+        FILE *fp;
+
+        if (e->d_name[0] < '1' || e->d_name[0] > '9')
+            continue;
+        snprintf(path, sizeof path, "/proc/%s/stat", e->d_name);
+        if ((fp = fopen(path, "r")) == NULL)
+            continue;
+        if (fgets(buf, sizeof buf, fp) != NULL &&
+            (rp = strrchr(buf, ')')) != NULL &&
+            sscanf(rp + 1, " %*c %d", &pp) == 1 && pp == parent)
+            out[n++] = (pid_t)atoi(e->d_name);
+        fclose(fp);
+    }
+    closedir(dp);
+    return n;
+}
+
+/* The inode of the server's end of client fd's connection (IPv4 on
+ * loopback), from /proc/net/tcp; 0 if not found. */
+static unsigned long
+server_end(int fd)
+{
+    struct sockaddr_in me, peer;
+    socklen_t len = sizeof me, plen = sizeof peer;
+    char line[512];
+    unsigned long inode = 0;
+    FILE *fp;
+
+    assert_int_equal(getsockname(fd, (struct sockaddr *)&me, &len), 0);
+    assert_int_equal(getpeername(fd, (struct sockaddr *)&peer, &plen), 0);
+    fp = fopen("/proc/net/tcp", "r");
+    assert_non_null(fp);
+    while (fgets(line, sizeof line, fp) != NULL) {
+        unsigned la, lp, ra, rp;
+        unsigned long ino;
+
+        /* sl local rem st tx:rx tr:when retrnsmt uid timeout inode */
+        if (sscanf(line, " %*d: %8X:%4X %8X:%4X %*X %*X:%*X %*X:%*X %*X "
+                   "%*u %*d %lu", &la, &lp, &ra, &rp, &ino) == 5 &&
+            lp == ntohs(peer.sin_port) && rp == ntohs(me.sin_port) &&
+            ra == me.sin_addr.s_addr) {
+            inode = ino;
+            break;
+        }
+    }
+    fclose(fp);
+    return inode;
+}
+
+/* Which of the n workers holds the socket with that inode: its index, or
+ * -1. */
+static int
+holder(const pid_t *w, int n, unsigned long inode)
+{
+    char want[64];
+
+    snprintf(want, sizeof want, "socket:[%lu]", inode);
+    for (int i = 0; i < n; i++) {
+        char path[64];
+        struct dirent *e;
+        DIR *dp;
+
+        snprintf(path, sizeof path, "/proc/%d/fd", (int)w[i]);
+        if ((dp = opendir(path)) == NULL)
+            continue;
+        while ((e = readdir(dp)) != NULL) {
+            char fdp[320], link[64];
+            ssize_t k;
+
+            snprintf(fdp, sizeof fdp, "%s/%s", path, e->d_name);
+            k = readlink(fdp, link, sizeof link - 1);
+            if (k > 0 && (link[k] = '\0', strcmp(link, want) == 0)) {
+                closedir(dp);
+                return i;
+            }
+        }
+        closedir(dp);
+    }
+    return -1;
+}
+
+/*
+ * workers = 2 on one daemon: each worker links to Redis, and members that
+ * SO_REUSEPORT put in different processes are one room: joins, messages,
+ * /list and nicknames span the workers.
+ */
+static void
+test_chat_redis_workers(void **unused)
+{
+    enum { N = 16 };
+    char ini[600], nick[16], seen[8192], want[64];
+    struct cl *m[N];
+    int where[N], first[2] = { -1, -1 };
+    pid_t w[4];
+
+    (void)unused;
+    redis_start();
+    snprintf(ini, sizeof ini, "%sworkers = 2\n", room_ini(t.sock));
+    assert_int_equal(ssd_start(&t.d[0], ssd_ini_mode(ini, run_mode), 1,
+                               NULL), 0);
+    t.started[0] = true;
+    if (!log_count_wait(&t.d[0], "joined through redis", 2, WAIT_MS)) {
+        ssd_print_log(&t.d[0]);
+        fail_msg("not both workers linked to redis");
+    }
+    /* the daemon serves as worker 1; worker 2 is its child */
+    w[0] = t.d[0].pid;
+    assert_int_equal(workers_of(t.d[0].pid, w + 1, 3), 1);
+    /* N members: each sees every later one join, wherever it is */
+    for (int i = 0; i < N; i++) {
+        snprintf(nick, sizeof nick, "m%d", i);
+        m[i] = join(0, nick);
+        where[i] = holder(w, 2, server_end(m[i]->fd));
+        assert_true(where[i] >= 0);
+        if (first[where[i]] < 0)
+            first[where[i]] = i;
+        snprintf(want, sizeof want, "* %s joined\n", nick);
+        for (int k = 0; k < i; k++)
+            cl_expect(m[k], want);
+    }
+    /* SO_REUSEPORT spreads by address and port: both get members (all in
+     * one would happen once in 2^15 runs) */
+    fprintf(stderr, "members on worker 0 from m%d, on worker 1 from m%d\n",
+            first[0], first[1]);
+    assert_true(first[0] >= 0 && first[1] >= 0);
+    /* a message and a private one across the workers */
+    struct cl *a = m[first[0]], *b = m[first[1]];
+
+    cl_send(a, "across\n");
+    snprintf(want, sizeof want, "m%d: across\n", first[0]);
+    cl_expect(b, want);
+    snprintf(want, sizeof want, "/msg m%d psst\n", first[0]);
+    cl_send(b, want);
+    snprintf(want, sizeof want, "m%d (private): psst\n", first[1]);
+    cl_expect(a, want);
+    /* /list shows all N from either worker; a nickname is taken across */
+    list(b, seen, sizeof seen);
+    snprintf(want, sizeof want, "* %d online: ", N);
+    if (strstr(seen, want) == NULL)
+        fail_msg("want \"%s\" in \"%s\"", want, seen);
+    /* a newcomer on either worker: both names are taken, one of them on
+     * the other worker */
+    struct cl *x = cl_at_prompt(ssd_addr(&t.d[0], "chat"));
+
+    for (int k = 0; k < 2; k++) {
+        snprintf(want, sizeof want, "m%d\n", first[k]);
+        cl_send(x, want);
+        snprintf(want, sizeof want, "error: the nickname \"m%d\" is "
+                 "taken\n", first[k]);
+        cl_expect(x, want);
+        cl_expect(x, "Please enter your nickname: ");
+    }
+}
+
 /* Redis stopped while both daemons run: each member is told once, the
  * local rooms work; Redis back: joined again, messages cross again. */
 static void
@@ -564,6 +753,8 @@ main(void)
         cmocka_unit_test_setup_teardown(test_chat_redis_order, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(test_chat_redis_sigkill, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(test_chat_redis_workers, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(test_chat_redis_split, setup,
                                         teardown),

@@ -1366,6 +1366,16 @@ chat_init(struct ss_server *s, void **state)
         return -1;
     bad |= chat_prompt_option(s, &r->opt);
     bad |= chat_redis_options(s, dgram, &r->bridge);
+    /* workers = N puts members in N processes: only Redis joins them */
+    if (ss_server_workers(s) > 1 && (dgram || ss_option(s, "redis") == NULL))
+        bad |= ss_server_errorf(s, "workers", "workers = %ld would split the "
+                                "room over %ld processes that do not see "
+                                "each other's members: %s",
+                                ss_server_workers(s), ss_server_workers(s),
+                                dgram ? "a datagram room lives in one "
+                                        "process (use workers = 1)"
+                                      : "set \"redis\" to share the room, "
+                                        "or use workers = 1");
     /* forking is not in .modes: the room is state all members share */
     if (!dgram && !ss_server_concurrent(s))
         bad |= ss_server_errorf(s, "mode", "chat cannot run with mode = "

@@ -521,6 +521,12 @@ talk_init(struct ss_server *s, void **state)
     if (ss_option_long(s, "max_backlog", TALK_BACKLOG_DEF, 1024,
                        1024L * 1024 * 1024, &backlog) < 0)
         rc = -1;
+    /* workers = N: two clients in different processes would never meet */
+    if (ss_server_workers(s) > 1)
+        rc = ss_server_errorf(s, "workers", "talk pairs clients within one "
+                              "process; workers = %ld would leave clients "
+                              "of different workers waiting: use "
+                              "workers = 1", ss_server_workers(s));
     if (rc < 0)
         return -1;
     t = calloc(1, sizeof *t);

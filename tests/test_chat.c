@@ -521,6 +521,14 @@ test_chat_config_errors(void **unused)
                         "idle_timeout is for the udp room");
     expect_config_error(ROOM_INI "prompt = bad\\q\n", "prompt");
     expect_config_error(ROOM_INI "partial_timeout = 0\n", "partial_timeout");
+    /* workers = N without redis would be N rooms that do not know it */
+    expect_config_error(ROOM_INI "workers = 2\n", ":7: workers = 2 would "
+                        "split the room over 2 processes");
+    expect_config_error("[chat]\nhandler = chat\ntype = udp\n"
+                        "host = 127.0.0.1\nport = 0\nworkers = 3\n",
+                        ":6: workers = 3 would split the room over 3 "
+                        "processes that do not see each other's members: a "
+                        "datagram room lives in one process");
 }
 
 /* A custom prompt and a slower partial_timeout are honoured. */

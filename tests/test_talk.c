@@ -1064,6 +1064,12 @@ test_talk_options(void **unused)
     if (st != 2)
         fail_msg("udp accepted: exit %d, output:\n%s", st, out);
     free(out);
+    /* two clients of different workers would never meet */
+    st = ssd_run("[talk]\nhandler = talk\ntype = tcp\nmode = event\n"
+                 "port = 0\nworkers = 2\n", check, &out);
+    if (st != 2 || !strstr(out, ":6: talk pairs clients within one process"))
+        fail_msg("workers = 2: exit %d, output:\n%s", st, out);
+    free(out);
 
     f = fopen(SS_SOURCE_DIR "/conf/talk.ini", "r");
     assert_non_null(f);

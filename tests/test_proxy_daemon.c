@@ -138,17 +138,20 @@ v2_local(unsigned char *b)
     return 16;
 }
 
-/* Connects to addr, sends the n bytes of hdr then extra, and expects the
- * peer plugin's first line to contain want, then extra back. */
+/* Connects to addr, sends the n bytes of hdr and "hello" in one write (so
+ * that they come in one segment, as a proxy's often do), and expects the
+ * peer plugin's first line to contain want, then "hello" back. */
 static void
 expect_peer(const char *addr, const void *hdr, size_t n, const char *want)
 {
-    char buf[512];
+    char buf[512], out[5000 + 5];
     int fd = ssd_connect(addr);
 
     assert_true(fd >= 0);
-    assert_int_equal(ssd_send_all(fd, hdr, n), 0);
-    assert_int_equal(ssd_send_str(fd, "hello"), 0);
+    assert_true(n <= sizeof out - 5);
+    memcpy(out, hdr, n);
+    memcpy(out + n, "hello", 5);
+    assert_int_equal(ssd_send_all(fd, out, n + 5), 0);
     if (!ssd_recv_until(fd, buf, sizeof buf, "hello", 5000))
         fprintf(stderr, "want \"%s\" then hello, got \"%s\"\n", want, buf);
     /* the handler's first read is "hello": no byte of the header */

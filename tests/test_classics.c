@@ -32,21 +32,6 @@
 
 /* ---- helpers ------------------------------------------------------------ */
 
-static size_t
-appendf(char *buf, size_t size, size_t used, const char *fmt, ...)
-{
-    va_list ap;
-    int n;
-
-    if (used >= size)
-        return used;
-    va_start(ap, fmt);
-    n = vsnprintf(buf + used, size - used, fmt, ap);
-    va_end(ap);
-    assert_true(n >= 0 && (size_t)n < size - used);    /* never cut */
-    return used + (size_t)n;
-}
-
 /* One section per type and mode, named TYPE-MODE, each running handler. */
 static void
 matrix_ini(char *ini, size_t size, const char *handler)
@@ -55,14 +40,15 @@ matrix_ini(char *ini, size_t size, const char *handler)
 
     for (size_t t = 0; t < SSD_NTYPES; t++)
         for (size_t m = 0; m < SSD_NMODES; m++) {
-            used = appendf(ini, size, used, "[%s-%s]\nhandler = %s\n"
+            used = ssd_appendf(ini, size, used, "[%s-%s]\nhandler = %s\n"
                            "type = %s\nmode = %s\n", ssd_types[t],
                            ssd_modes[m], handler, ssd_types[t], ssd_modes[m]);
             if (strncmp(ssd_types[t], "unix", 4) == 0)
-                used = appendf(ini, size, used, "path = @DIR@/%s-%s.sock\n",
-                               ssd_types[t], ssd_modes[m]);
+                used = ssd_appendf(ini, size, used,
+                                   "path = @DIR@/%s-%s.sock\n",
+                                   ssd_types[t], ssd_modes[m]);
             else
-                used = appendf(ini, size, used,
+                used = ssd_appendf(ini, size, used,
                                "host = 127.0.0.1\nport = 0\n");
         }
 }
@@ -726,7 +712,7 @@ test_example_config(void **state)
     fp = fopen(path, "r");
     assert_non_null(fp);
     while (fgets(line, sizeof line, fp) != NULL)
-        used = appendf(ini, sizeof ini, used, "%s",
+        used = ssd_appendf(ini, sizeof ini, used, "%s",
                        strncmp(line, "port = ", 7) == 0 ? "port = 0\n"
                                                         : line);
     fclose(fp);

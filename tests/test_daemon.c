@@ -51,30 +51,16 @@ assert_echo(const char *addr, const char *type, const char *msg,
 }
 
 static size_t
-appendf(char *buf, size_t size, size_t used, const char *fmt, ...)
-{
-    va_list ap;
-    int n;
-
-    if (used >= size)
-        return used;
-    va_start(ap, fmt);
-    n = vsnprintf(buf + used, size - used, fmt, ap);
-    va_end(ap);
-    return n > 0 ? used + (size_t)n : used;
-}
-
-static size_t
 add_server(char *ini, size_t size, size_t used, const char *name,
            const char *type, const char *mode, const char *extra)
 {
-    used = appendf(ini, size, used, "[%s]\nhandler = echo\ntype = %s\n"
+    used = ssd_appendf(ini, size, used, "[%s]\nhandler = echo\ntype = %s\n"
                    "mode = %s\n", name, type, mode);
     if (strncmp(type, "unix", 4) == 0)
-        used = appendf(ini, size, used, "path = @DIR@/%s.sock\n", name);
+        used = ssd_appendf(ini, size, used, "path = @DIR@/%s.sock\n", name);
     else
-        used = appendf(ini, size, used, "host = 127.0.0.1\nport = 0\n");
-    return appendf(ini, size, used, "%s\n", extra ? extra : "");
+        used = ssd_appendf(ini, size, used, "host = 127.0.0.1\nport = 0\n");
+    return ssd_appendf(ini, size, used, "%s\n", extra ? extra : "");
 }
 
 /* All sixteen type x mode combinations side by side in one daemon. */
@@ -1135,16 +1121,16 @@ echo_clients_case(const struct echo_clients *c)
         used = add_server(ini, sizeof ini, used, name, "tcp", ssd_modes[m],
                           NULL);
         snprintf(name, sizeof name, "r-%s", ssd_modes[m]);
-        used = appendf(ini, sizeof ini, used, "[%s]\nhandler = echo\nmode = "
-                       "%s\nport = 0\nreply = %s\n", name, ssd_modes[m],
-                       utf8_reply);
+        used = ssd_appendf(ini, sizeof ini, used, "[%s]\nhandler = echo\n"
+                           "mode = %s\nport = 0\nreply = %s\n", name,
+                           ssd_modes[m], utf8_reply);
         snprintf(name, sizeof name, "u-%s", ssd_modes[m]);
         used = add_server(ini, sizeof ini, used, name, "udp", ssd_modes[m],
                           NULL);
         snprintf(name, sizeof name, "ur-%s", ssd_modes[m]);
-        used = appendf(ini, sizeof ini, used, "[%s]\nhandler = echo\ntype = "
-                       "udp\nmode = %s\nport = 0\nreply = hello, my name is "
-                       "server\n", name, ssd_modes[m]);
+        used = ssd_appendf(ini, sizeof ini, used, "[%s]\nhandler = echo\n"
+                           "type = udp\nmode = %s\nport = 0\nreply = hello, "
+                           "my name is server\n", name, ssd_modes[m]);
     }
     assert_int_equal(ssd_start(&d, ini, 4 * SSD_NMODES, NULL), 0);
     for (size_t m = 0; m < SSD_NMODES; m++) {

@@ -112,19 +112,6 @@ teardown(void **state)
     return system(cmd) == 0 ? 0 : -1;
 }
 
-static size_t
-appendf(char *buf, size_t size, size_t used, const char *fmt, ...)
-{
-    va_list ap;
-    int n;
-
-    va_start(ap, fmt);
-    n = vsnprintf(buf + used, size - used, fmt, ap);
-    va_end(ap);
-    assert_true(n >= 0 && (size_t)n < size - used);
-    return used + (size_t)n;
-}
-
 /* One exec section named "x" running command (DIR/ first, when relative)
  * in mode, with extra keys; tcp unless unix. */
 static const char *
@@ -134,19 +121,19 @@ exec_ini(const char *mode, const char *command, bool unix_stream,
     static char ini[4096];
     size_t used = 0;
 
-    used = appendf(ini, sizeof ini, used, "[x]\nhandler = exec\nmode = %s\n",
-                   mode);
+    used = ssd_appendf(ini, sizeof ini, used,
+                       "[x]\nhandler = exec\nmode = %s\n", mode);
     if (unix_stream)
-        used = appendf(ini, sizeof ini, used, "type = unix-stream\n"
+        used = ssd_appendf(ini, sizeof ini, used, "type = unix-stream\n"
                        "path = @DIR@/x.sock\n");
     else
-        used = appendf(ini, sizeof ini, used, "type = tcp\n"
+        used = ssd_appendf(ini, sizeof ini, used, "type = tcp\n"
                        "host = 127.0.0.1\nport = 0\n");
-    used = appendf(ini, sizeof ini, used, "command = %s%s%s\n",
+    used = ssd_appendf(ini, sizeof ini, used, "command = %s%s%s\n",
                    command[0] == '/' ? "" : dir, command[0] == '/' ? "" : "/",
                    command);
     if (extra != NULL)
-        (void)appendf(ini, sizeof ini, used, "%s", extra);
+        (void)ssd_appendf(ini, sizeof ini, used, "%s", extra);
     return ini;
 }
 
@@ -1187,12 +1174,12 @@ test_example_config(void **state)
     assert_non_null(fp);
     while (fgets(line, sizeof line, fp) != NULL) {
         if (strncmp(line, "port = ", 7) == 0)
-            used = appendf(ini, sizeof ini, used, "port = 0\n");
+            used = ssd_appendf(ini, sizeof ini, used, "port = 0\n");
         else if (strncmp(line, "command = ", 10) == 0)
-            used = appendf(ini, sizeof ini, used, "command = %s/conf/%s",
+            used = ssd_appendf(ini, sizeof ini, used, "command = %s/conf/%s",
                            SS_SOURCE_DIR, line + 10);
         else
-            used = appendf(ini, sizeof ini, used, "%s", line);
+            used = ssd_appendf(ini, sizeof ini, used, "%s", line);
     }
     fclose(fp);
     assert_int_equal(ssd_start(&d, ini, 1, NULL), 0);

@@ -23,26 +23,6 @@
 
 #include "support/daemon.h"
 
-/* A TCP connection to 127.0.0.1:port from the source address src. */
-static int
-connect_from(const char *src, int port)
-{
-    struct sockaddr_in me = { .sin_family = AF_INET };
-    struct sockaddr_in to = { .sin_family = AF_INET,
-                              .sin_port = htons((uint16_t)port) };
-    int fd = socket(AF_INET, SOCK_STREAM, 0);
-
-    inet_pton(AF_INET, src, &me.sin_addr);
-    inet_pton(AF_INET, "127.0.0.1", &to.sin_addr);
-    if (fd < 0 || bind(fd, (struct sockaddr *)&me, sizeof me) < 0 ||
-        connect(fd, (struct sockaddr *)&to, sizeof to) < 0) {
-        if (fd >= 0)
-            close(fd);
-        return -1;
-    }
-    return fd;
-}
-
 /* Connected, then closed by the server before any echo. */
 static void
 assert_fd_refused(int fd)
@@ -92,7 +72,7 @@ deny_and_allow_in(const char *mode)
     /* deny wins over allow */
     snprintf(addr, sizeof addr, "127.0.0.1:%d", ssd_port(&d, "both"));
     assert_true(ssd_echo_once(addr));
-    assert_fd_refused(connect_from("127.0.0.2", ssd_port(&d, "both")));
+    assert_fd_refused(ssd_connect_from("127.0.0.2", ssd_port(&d, "both")));
     assert_true(ssd_log_wait(&d, "both: 127.0.0.2:", 5000));
     assert_int_equal(ssd_stop(&d, SIGTERM), 0);
     ssd_cleanup(&d);
@@ -149,13 +129,13 @@ test_limits_refusal_log_per_address(void **state)
     assert_int_equal(ssd_start(&d, ini, 1, NULL), 0);
     port = ssd_port(&d, "d");
     start = now_s();
-    assert_fd_refused(connect_from("127.0.0.2", port));
+    assert_fd_refused(ssd_connect_from("127.0.0.2", port));
     first = now_s();            /* 127.0.0.2's line was written by now */
-    assert_fd_refused(connect_from("127.0.0.3", port));
-    assert_fd_refused(connect_from("127.0.0.2", port));
+    assert_fd_refused(ssd_connect_from("127.0.0.3", port));
+    assert_fd_refused(ssd_connect_from("127.0.0.2", port));
     again = now_s();
     /* a line after those: the log has caught up with them once it shows */
-    assert_fd_refused(connect_from("127.0.0.4", port));
+    assert_fd_refused(ssd_connect_from("127.0.0.4", port));
     if (!ssd_log_wait(&d, "d: 127.0.0.4:", 5000))
         ssd_print_log(&d);
     assert_int_equal(log_count(&d, "d: 127.0.0.3:"), 1);
@@ -181,7 +161,7 @@ test_limits_refusal_log_per_address(void **state)
 
         poll(&none, 0, (int)((first + 1.05 - now_s()) * 1000) + 1);
     }
-    assert_fd_refused(connect_from("127.0.0.2", port));
+    assert_fd_refused(ssd_connect_from("127.0.0.2", port));
     if (!ssd_log_wait(&d, "refused (in deny; 1 more from this address not "
                       "logged)", 5000))
         ssd_print_log(&d);

@@ -41,27 +41,6 @@ now_s(void)
     return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
 }
 
-/* A TCP connection to 127.0.0.1:port from the source address src (port
- * 0: any), or -1. */
-static int
-connect_from(const char *src, int port)
-{
-    struct sockaddr_in me = { .sin_family = AF_INET };
-    struct sockaddr_in to = { .sin_family = AF_INET,
-                              .sin_port = htons((uint16_t)port) };
-    int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-
-    inet_pton(AF_INET, src, &me.sin_addr);
-    inet_pton(AF_INET, "127.0.0.1", &to.sin_addr);
-    if (fd < 0 || bind(fd, (struct sockaddr *)&me, sizeof me) < 0 ||
-        connect(fd, (struct sockaddr *)&to, sizeof to) < 0) {
-        if (fd >= 0)
-            close(fd);
-        return -1;
-    }
-    return fd;
-}
-
 /* The local port of a connected socket. */
 static unsigned
 local_port(int fd)
@@ -277,7 +256,7 @@ proxied_in(const char *mode, bool counts)
     assert_true(logged(&d, "o: 127.0.0.1:"));
     assert_true(logged(&d, "refused (not in proxy_from)"));
     /* [o] takes v1 from 127.0.0.2 */
-    fd = connect_from("127.0.0.2", ssd_port(&d, "o"));
+    fd = ssd_connect_from("127.0.0.2", ssd_port(&d, "o"));
     assert_true(fd >= 0);
     assert_int_equal(ssd_send_str(fd, v1), 0);
     assert_int_equal(ssd_send_str(fd, "echo"), 0);
@@ -411,7 +390,7 @@ haproxy_start(const char *cfg, int port)
     if (pid < 0)
         return -1;
     while (now_s() < deadline) {
-        int fd = connect_from("127.0.0.1", port);
+        int fd = ssd_connect_from("127.0.0.1", port);
         int status;
 
         if (fd >= 0) {
@@ -452,7 +431,7 @@ static void
 through(struct ssd *d, const char *section, int port)
 {
     char buf[256], want[128], needle[64];
-    int fd = connect_from("127.0.0.2", port);
+    int fd = ssd_connect_from("127.0.0.2", port);
 
     assert_true(fd >= 0);
     snprintf(want, sizeof want, "peer 127.0.0.2:%u port %u\n",
@@ -461,7 +440,7 @@ through(struct ssd *d, const char *section, int port)
     assert_true(ssd_recv_until(fd, buf, sizeof buf, "via", 5000));
     assert_non_null(strstr(buf, want));
     close(fd);
-    fd = connect_from("127.0.0.3", port);
+    fd = ssd_connect_from("127.0.0.3", port);
     assert_true(fd >= 0);
     snprintf(needle, sizeof needle, "%s: 127.0.0.3:%u: refused (in deny)",
              section, local_port(fd));

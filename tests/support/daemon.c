@@ -6,6 +6,7 @@
 #include <poll.h>
 #include <pthread.h>
 #include <signal.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -832,4 +833,45 @@ ssd_free_port(void)
     if (fd >= 0)
         close(fd);
     return port;
+}
+
+int
+ssd_connect_from(const char *src, int port)
+{
+    struct sockaddr_in me = { .sin_family = AF_INET };
+    struct sockaddr_in to = { .sin_family = AF_INET,
+                              .sin_port = htons((uint16_t)port) };
+    int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+
+    if (fd < 0)
+        return -1;
+    if (inet_pton(AF_INET, src, &me.sin_addr) != 1 ||
+        inet_pton(AF_INET, "127.0.0.1", &to.sin_addr) != 1 ||
+        bind(fd, (struct sockaddr *)&me, sizeof me) < 0 ||
+        connect(fd, (struct sockaddr *)&to, sizeof to) < 0) {
+        close(fd);
+        return -1;
+    }
+    return fd;
+}
+
+size_t
+ssd_appendf(char *buf, size_t size, size_t used, const char *fmt, ...)
+{
+    va_list ap;
+    int n;
+
+    if (used >= size)
+        n = -1;
+    else {
+        va_start(ap, fmt);
+        n = vsnprintf(buf + used, size - used, fmt, ap);
+        va_end(ap);
+    }
+    if (n < 0 || (size_t)n >= size - used) {
+        fprintf(stderr, "ssd_appendf: %zu bytes are too few for the text\n",
+                size);
+        abort();
+    }
+    return used + (size_t)n;
 }

@@ -76,6 +76,14 @@ const char *ssd_ini_mode(const char *ini_text, const char *mode);
  * number, not 0), or -1. */
 int ssd_free_port(void);
 
+/*
+ * Appends printf-style text to buf (size bytes, used of them filled) and
+ * returns the new length.  A test's INI that does not fit is the test's
+ * bug: the process stops with a message rather than run a cut file.
+ */
+size_t ssd_appendf(char *buf, size_t size, size_t used, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+
 /* ---- the matrix of socket types and modes ------------------------------- */
 
 #define SSD_NTYPES 4
@@ -91,6 +99,9 @@ bool ssd_is_dgram(const char *type);
 
 /* Connects a stream socket to "host:port", "[v6]:port" or a path.  -1. */
 int ssd_connect(const char *addr);
+/* A TCP connection to 127.0.0.1:port from the IPv4 source address src
+ * (port 0: any; 127.0.0.2 and up are loopback too), or -1. */
+int ssd_connect_from(const char *src, int port);
 /* A datagram socket connect()ed to addr (a Unix one is bound to a temp
  * path of its own so replies can reach it).  -1 on error. */
 int ssd_dgram(const char *addr);

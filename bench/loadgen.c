@@ -84,7 +84,8 @@ struct conn {
     uint64_t t0;                /* when the current request started */
     uint64_t done;              /* requests completed */
     uint64_t seq;               /* udp: the sequence number awaited */
-    int synced;                 /* fanout: saw the sync marker */
+    int synced;                 /* fanout: saw the sync marker(s) */
+    int heard1, heard2;         /* fanout: LGSYNC, LGSYNC2 (-A) seen */
     char *line;                 /* fanout: partial line */
     size_t linelen;
     unsigned char hdr[108];     /* connect -p: the PROXY header to send */
@@ -1395,7 +1396,14 @@ fan_lines(struct conn *c, const char *p, size_t n, uint64_t now)
         c->linelen = 0;
         if (c == &fan[0])
             continue;           /* the sender ignores what it hears */
-        if (!c->synced && strstr(c->line, "LGSYNC")) {
+        if (strstr(c->line, "LGSYNC2"))
+            c->heard2 = 1;
+        else if (strstr(c->line, "LGSYNC"))
+            c->heard1 = 1;
+        /* with -A, also the marker of a member of the other daemon: it
+         * comes behind whatever that daemon relayed before (the joins'
+         * notices), so the measurement starts on a quiet room */
+        if (!c->synced && c->heard1 && (!have_tgt2 || c->heard2)) {
             c->synced = 1;
             synced++;
         }
@@ -1442,15 +1450,21 @@ fan_start(struct conn *c)
 }
 
 static int
-fan_say(const char *line)
+fan_say_from(struct conn *c, const char *line)
 {
     size_t len = strlen(line);
-    ssize_t w = write(fan[0].fd, line, len);
+    ssize_t w = write(c->fd, line, len);
 
     if (w == (ssize_t)len)
         return 0;
     errors++;
     return -1;
+}
+
+static int
+fan_say(const char *line)
+{
+    return fan_say_from(&fan[0], line);
 }
 
 /* Reads whatever arrived on c and feeds the lines. */
@@ -1495,6 +1509,10 @@ run_fanout(void)
     while (synced < joined - 1 && (now = now_ns()) < deadline) {
         if (now >= next_sync) {
             fan_say("LGSYNC\n");
+            if (have_tgt2 && opt.m > 1 && fan[1].state == S_READY) {
+                fan[1].heard2 = 1;      /* it may not hear its own */
+                (void)fan_say_from(&fan[1], "LGSYNC2\n");
+            }
             next_sync = now + 250000000u;
         }
         k = epoll_wait(ep, ev, MAXEV, 10);
